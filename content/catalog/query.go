@@ -1,0 +1,334 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"path"
+	"strings"
+	"time"
+
+	"outpost/content/pack"
+)
+
+// Filter narrows course listings and searches. Empty fields match all.
+type Filter struct {
+	Language string
+	Subject  string
+	Limit    int // 0 means a default of 200
+	Offset   int
+}
+
+func (f Filter) limit() int {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		return 200
+	}
+	return f.Limit
+}
+
+const visibleCourse = `FROM courses c JOIN course_versions v ON v.course_id = c.id AND v.version = c.current_version`
+
+// Courses lists visible courses, by title.
+func (c *Catalog) Courses(ctx context.Context, f Filter) ([]Course, error) {
+	q := `SELECT v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at,
+		(SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version),
+		(SELECT coalesce(sum(size), 0) FROM version_files vf WHERE vf.course_id = v.course_id AND vf.version = v.version) ` + visibleCourse
+	where, args := f.where()
+	q += where + ` ORDER BY v.title COLLATE NOCASE, v.course_id LIMIT ? OFFSET ?`
+	args = append(args, f.limit(), f.Offset)
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list courses: %w", err)
+	}
+	defer rows.Close()
+	var out []Course
+	for rows.Next() {
+		co, err := scanCourse(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list courses: %w", err)
+		}
+		out = append(out, *co)
+	}
+	return out, rows.Err()
+}
+
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	if f.Language != "" {
+		conds = append(conds, `v.language = ?`)
+		args = append(args, f.Language)
+	}
+	if f.Subject != "" {
+		conds = append(conds, `EXISTS (SELECT 1 FROM course_subjects s WHERE s.course_id = v.course_id AND s.version = v.version AND s.subject = ?)`)
+		args = append(args, f.Subject)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanCourse(r scanner) (*Course, error) {
+	var co Course
+	var subjects, grades string
+	var at int64
+	if err := r.Scan(&co.ID, &co.Version, &co.Title, &co.Description, &co.Language, &subjects, &grades, &at, &co.ItemCount, &co.Bytes); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(subjects), &co.Subjects)
+	_ = json.Unmarshal([]byte(grades), &co.Grades)
+	co.ImportedAt = time.Unix(at, 0)
+	return &co, nil
+}
+
+// Course returns the visible version of a course with its lessons and items.
+func (c *Catalog) Course(ctx context.Context, id string) (*Course, error) {
+	row := c.db.QueryRowContext(ctx, `SELECT v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at,
+		(SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version),
+		(SELECT coalesce(sum(size), 0) FROM version_files vf WHERE vf.course_id = v.course_id AND vf.version = v.version) `+visibleCourse+` WHERE c.id = ?`, id)
+	co, err := scanCourse(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("course %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read course %s: %w", id, err)
+	}
+	lrows, err := c.db.QueryContext(ctx, `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? ORDER BY idx`, co.ID, co.Version)
+	if err != nil {
+		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
+	}
+	for lrows.Next() {
+		var l Lesson
+		if err := lrows.Scan(&l.Index, &l.ID, &l.Title); err != nil {
+			lrows.Close()
+			return nil, fmt.Errorf("read lessons of %s: %w", id, err)
+		}
+		co.Lessons = append(co.Lessons, l)
+	}
+	lrows.Close()
+	irows, err := c.db.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? ORDER BY lesson_idx, idx`, co.ID, co.Version)
+	if err != nil {
+		return nil, fmt.Errorf("read items of %s: %w", id, err)
+	}
+	defer irows.Close()
+	for irows.Next() {
+		it, err := scanItem(irows)
+		if err != nil {
+			return nil, fmt.Errorf("read items of %s: %w", id, err)
+		}
+		if it.Lesson >= 0 && it.Lesson < len(co.Lessons) {
+			co.Lessons[it.Lesson].Items = append(co.Lessons[it.Lesson].Items, *it)
+		}
+	}
+	return co, irows.Err()
+}
+
+const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, lesson_idx`
+
+func scanItem(r scanner) (*Item, error) {
+	var it Item
+	var kind string
+	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.Lesson); err != nil {
+		return nil, err
+	}
+	it.Kind = pack.Kind(kind)
+	return &it, nil
+}
+
+// Item returns one item of a course's visible version.
+func (c *Catalog) Item(ctx context.Context, courseID, itemID string) (*Item, error) {
+	row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items i WHERE i.course_id = ? AND i.item_id = ?
+		AND i.version = (SELECT current_version FROM courses WHERE id = ?)`, courseID, itemID, courseID)
+	it, err := scanItem(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read item %s/%s: %w", courseID, itemID, err)
+	}
+	return it, nil
+}
+
+// File returns the object of a pack path in a course's visible version (for
+// downloads and transcripts).
+func (c *Catalog) File(ctx context.Context, courseID, p string) (sha string, size int64, err error) {
+	err = c.db.QueryRowContext(ctx, `SELECT vf.sha256, vf.size FROM version_files vf JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
+		WHERE vf.course_id = ? AND vf.path = ?`, courseID, p).Scan(&sha, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("file %s/%s: %w", courseID, p, ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("look up file %s/%s: %w", courseID, p, err)
+	}
+	return sha, size, nil
+}
+
+// Hit is one search result: a course (ItemID empty) or an item.
+type Hit struct {
+	CourseID    string
+	CourseTitle string
+	ItemID      string
+	ItemTitle   string
+	Kind        pack.Kind
+	Snippet     string // plain text with the matched words between \x02 and \x03
+}
+
+// Search finds courses and items whose titles or texts match the words of
+// query. Words are matched as prefixes so "evapor" finds "evaporation"; FTS
+// syntax in the query is neutralised, so user input cannot make it fail.
+func (c *Catalog) Search(ctx context.Context, query string, f Filter) ([]Hit, error) {
+	match := ftsQuery(query)
+	if match == "" {
+		return nil, nil
+	}
+	where, args := f.where()
+	if where == "" {
+		where = " WHERE "
+	} else {
+		where += " AND "
+	}
+	q := `SELECT s.course_id, v.title, s.item_id, coalesce(i.title, ''), coalesce(i.kind, ''),
+			snippet(search, 4, char(2), char(3), '…', 12)
+		FROM search s
+		JOIN courses c ON c.id = s.course_id AND c.current_version = s.version
+		JOIN course_versions v ON v.course_id = c.id AND v.version = c.current_version
+		LEFT JOIN items i ON i.course_id = s.course_id AND i.version = s.version AND i.item_id = s.item_id` +
+		where + ` search MATCH ? ORDER BY bm25(search, 0, 0, 0, 10, 1) LIMIT ? OFFSET ?`
+	args = append(args, match, f.limit(), f.Offset)
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search %q: %w", query, err)
+	}
+	defer rows.Close()
+	var out []Hit
+	for rows.Next() {
+		var h Hit
+		var kind string
+		if err := rows.Scan(&h.CourseID, &h.CourseTitle, &h.ItemID, &h.ItemTitle, &kind, &h.Snippet); err != nil {
+			return nil, fmt.Errorf("search %q: %w", query, err)
+		}
+		h.Kind = pack.Kind(kind)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// ftsQuery turns free text into an FTS5 query of quoted prefix terms, all of
+// which must match.
+func ftsQuery(q string) string {
+	var terms []string
+	for _, w := range strings.FieldsFunc(q, func(r rune) bool {
+		return !(r == '\'' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127)
+	}) {
+		w = strings.Trim(w, "'-")
+		if w == "" {
+			continue
+		}
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"*`)
+		if len(terms) == 16 {
+			break
+		}
+	}
+	return strings.Join(terms, " ")
+}
+
+// Facets lists the languages and subjects of visible courses, for the
+// portal's browse filters.
+func (c *Catalog) Facets(ctx context.Context) (languages, subjects []string, err error) {
+	languages, err = c.strings(ctx, `SELECT DISTINCT v.language `+visibleCourse+` ORDER BY 1`)
+	if err != nil {
+		return nil, nil, err
+	}
+	subjects, err = c.strings(ctx, `SELECT DISTINCT s.subject FROM courses c JOIN course_subjects s ON s.course_id = c.id AND s.version = c.current_version ORDER BY 1`)
+	return languages, subjects, err
+}
+
+func (c *Catalog) strings(ctx context.Context, q string) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list facets: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("list facets: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// MediaType is the Content-Type the portal sends for an item.
+func MediaType(it pack.Item) string {
+	if it.Type != "" {
+		return it.Type
+	}
+	return TypeByPath(it.File)
+}
+
+// TypeByPath maps a file name to a media type without consulting the host's
+// /etc/mime.types, so every box answers the same.
+func TypeByPath(p string) string {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".webm":
+		return "video/webm"
+	case ".mp4", ".m4v":
+		return "video/mp4"
+	case ".ogv":
+		return "video/ogg"
+	case ".mp3":
+		return "audio/mpeg"
+	case ".m4a":
+		return "audio/mp4"
+	case ".ogg", ".oga":
+		return "audio/ogg"
+	case ".opus":
+		return "audio/ogg; codecs=opus"
+	case ".wav":
+		return "audio/wav"
+	case ".pdf":
+		return "application/pdf"
+	case ".epub":
+		return "application/epub+zip"
+	case ".zip":
+		return "application/zip"
+	case ".html", ".htm":
+		return "text/html; charset=utf-8"
+	case ".txt":
+		return "text/plain; charset=utf-8"
+	case ".vtt":
+		return "text/vtt; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js", ".mjs":
+		return "text/javascript; charset=utf-8"
+	case ".json":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".png":
+		return "image/png"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".gif":
+		return "image/gif"
+	case ".webp":
+		return "image/webp"
+	case ".woff2":
+		return "font/woff2"
+	case ".wasm":
+		return "application/wasm"
+	}
+	if t := mime.TypeByExtension(path.Ext(p)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
