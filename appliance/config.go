@@ -1,0 +1,58 @@
+// Package appliance is the node runtime: its configuration, its identity,
+// and the composition root that wires the database, the content library and
+// the LAN portal into one daemon with one owner for every goroutine.
+package appliance
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ConfigName is the optional configuration file inside a data directory.
+const ConfigName = "outpost.json"
+
+// Config is everything a node can be told. It is declared once, here, with
+// its defaults; flags override the file, the file overrides the defaults.
+type Config struct {
+	// DataDir holds the database, the content store and the identity.
+	DataDir string `json:"-"`
+	// Listen is the LAN portal's address.
+	Listen string `json:"listen"`
+	// QuotaBytes caps stored course content; 0 means only free space limits it.
+	QuotaBytes int64 `json:"quota_bytes"`
+	// ReserveBytes is disk space imports always leave free.
+	ReserveBytes int64 `json:"reserve_bytes"`
+	// Language is the portal's language when the browser asks for none we have.
+	Language string `json:"language"`
+}
+
+// DefaultConfig is what a node runs with when told nothing.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir:      dataDir,
+		Listen:       ":8080",
+		ReserveBytes: 64 << 20,
+		Language:     "en",
+	}
+}
+
+// LoadConfig reads DataDir/outpost.json over the defaults, if it exists.
+func LoadConfig(dataDir string) (Config, error) {
+	cfg := DefaultConfig(dataDir)
+	path := filepath.Join(dataDir, ConfigName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("read config %s: %w; fix the file or delete it to use defaults", path, err)
+	}
+	cfg.DataDir = dataDir
+	return cfg, nil
+}

@@ -1,0 +1,73 @@
+package appliance
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"outpost/appliance/database"
+	"outpost/appliance/identity"
+	"outpost/content/blockstore"
+	"outpost/content/catalog"
+	"outpost/content/library"
+)
+
+// Node is one opened data directory: identity, database and content.
+// Commands that only manage content open a Node without serving.
+type Node struct {
+	Config   Config
+	Identity *identity.Identity
+	DB       *sql.DB
+	Store    *blockstore.Store
+	Catalog  *catalog.Catalog
+	Library  *library.Library
+	Log      *slog.Logger
+	// Created is true when this Open made a new data directory.
+	Created bool
+}
+
+// Open opens (creating on first start) the node in cfg.DataDir.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("open node: no data directory given; pass --data DIR")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("open node: create data directory: %w", err)
+	}
+	id, created, err := identity.LoadOrCreate(filepath.Join(cfg.DataDir, "identity"), "outpost")
+	if err != nil {
+		return nil, fmt.Errorf("open node: %w", err)
+	}
+	if created {
+		log.Info("created node identity", "device_id", id.DeviceID.String(), "data", cfg.DataDir)
+	}
+	db, err := database.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open node: %w", err)
+	}
+	store, err := blockstore.Open(filepath.Join(cfg.DataDir, "store"), db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open node: %w", err)
+	}
+	cat := catalog.New(db)
+	lib := library.New(cfg.DataDir, store, cat)
+	lib.Quota = cfg.QuotaBytes
+	lib.Reserve = cfg.ReserveBytes
+	return &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created}, nil
+}
+
+// Close releases the database.
+func (n *Node) Close() error {
+	if err := n.DB.Close(); err != nil {
+		return fmt.Errorf("close node: %w", err)
+	}
+	return nil
+}

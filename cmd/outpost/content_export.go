@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newContentExportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "export ID OUT",
+		Short:   "Write a course as a pack: OUT ending in .tar.zst, .tar or .zip, else a folder",
+		Example: `  outpost content export sample-water-cycle /media/usb/water-cycle.tar.zst`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node, err := g.openNode(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer node.Close()
+			b := newBar(g.stderr, "exporting")
+			err = node.Library.Export(cmd.Context(), args[0], args[1], b)
+			b.finish()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "exported %s to %s\n", args[0], args[1])
+			return nil
+		},
+	}
+}

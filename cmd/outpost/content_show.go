@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+)
+
+func newContentShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a course's lessons and items",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node, err := g.openNode(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer node.Close()
+			c, err := node.Catalog.Course(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("%w; list courses with `outpost content ls`", err)
+			}
+			w := g.stdout
+			fmt.Fprintf(w, "%s (version %d)\n%s\n", c.Title, c.Version, c.ID)
+			fmt.Fprintf(w, "Language: %s  Subjects: %s  Grades: %s\n", c.Language, strings.Join(c.Subjects, ", "), strings.Join(c.Grades, ", "))
+			fmt.Fprintf(w, "Size: %s in %d items, imported %s\n", humanize.IBytes(uint64(c.Bytes)), c.ItemCount, c.ImportedAt.Format("2006-01-02 15:04"))
+			if c.Description != "" {
+				fmt.Fprintf(w, "\n%s\n", c.Description)
+			}
+			for _, l := range c.Lessons {
+				fmt.Fprintf(w, "\n%d. %s\n", l.Index+1, l.Title)
+				for _, it := range l.Items {
+					fmt.Fprintf(w, "   - [%s] %s (%s, %s)\n", it.Kind, it.Title, it.Path, humanize.IBytes(uint64(it.Size)))
+				}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,20 @@
+// Command outpost is the Outpost node: the appliance daemon, the demo, and
+// the administration verbs, in one static binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "outpost:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"outpost/appliance"
+)
+
+// version is set by the release build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// globals are the flags every verb shares.
+type globals struct {
+	data   string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "outpost",
+		Short: "Offline-first course cache and LAN portal for schools and clinics",
+		Long: `Outpost keeps courses, forms and records on a small box in a school or
+clinic, serves them to phones and laptops on the local network, and syncs
+with a hub whenever the internet link allows.
+
+Start here:
+  outpost demo                         try it: a box with a sample course
+  outpost serve --data DIR             run the appliance daemon
+  outpost content import --data DIR P  import a course pack (folder, .zip, .tar, .tar.zst)`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.data, "data", defaultDataDir(), "the node's data directory (database, content store, identity)")
+	root.AddCommand(
+		newServeCmd(g),
+		newStatusCmd(g),
+		newContentCmd(g),
+		newDemoCmd(g),
+		newLoadtestCmd(g),
+	)
+	return root
+}
+
+// defaultDataDir is where a node keeps its state when --data is not given:
+// /var/lib/outpost on an appliance (systemd's StateDirectory), else the
+// user's data directory so a developer's `make run` needs no root.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "outpost", "node")
+	}
+	return "outpost-data"
+}
+
+func (g *globals) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// openNode opens the node in --data for an administration verb.
+func (g *globals) openNode(ctx context.Context) (*appliance.Node, error) {
+	cfg, err := appliance.LoadConfig(g.data)
+	if err != nil {
+		return nil, err
+	}
+	return appliance.Open(ctx, cfg, g.logger())
+}

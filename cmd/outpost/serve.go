@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"outpost/appliance"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the appliance daemon: the LAN portal over the local course cache",
+		Long: `Run the appliance daemon. On first start it creates the data directory,
+the node's key pair, certificate and device ID (see 'outpost status').
+
+It serves the LAN portal, /healthz (200 once ready) and /metrics (Prometheus
+text format) on --listen, and stops gracefully on SIGTERM or Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := appliance.LoadConfig(g.data)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("listen") || cfg.Listen == "" {
+				cfg.Listen = listen
+			}
+			node, err := appliance.Open(ctx, cfg, g.logger())
+			if err != nil {
+				return err
+			}
+			defer node.Close()
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w; choose another address with --listen", cfg.Listen, err)
+			}
+			return node.Serve(ctx, ln, func() {
+				node.Log.Info("serving", "url", portalURL(ln.Addr()), "device_id", node.Identity.DeviceID.String())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", ":8080", "address of the LAN portal, e.g. :8080 or 127.0.0.1:8080")
+	return cmd
+}
+
+// portalURL is the address a person types: an unspecified host becomes
+// 127.0.0.1, since "[::]:8080" opens nothing in a browser.
+func portalURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String() + "/"
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s/", net.JoinHostPort(host, fmt.Sprint(tcp.Port)))
+}

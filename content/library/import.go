@@ -1,0 +1,214 @@
+package library
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/dustin/go-humanize"
+
+	"outpost/content/blockstore"
+	"outpost/content/catalog"
+	"outpost/content/pack"
+)
+
+// Progress receives import progress; the CLI turns it into a bar. All
+// methods may be called from the importing goroutine only.
+type Progress interface {
+	Total(bytes int64)
+	Add(bytes int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Total(int64) {}
+func (noProgress) Add(int64)   {}
+
+// ImportResult says what an import did.
+type ImportResult struct {
+	ID              string
+	Version         int64
+	Title           string
+	Files           int
+	Bytes           int64 // bytes the pack's files occupy
+	NewBytes        int64 // bytes actually written (the rest was already stored)
+	AlreadyImported bool
+	Replaced        int64 // the version that was visible before, or 0
+}
+
+// Hooks let tests stop an import at a chosen point; nil in production.
+type Hooks struct {
+	BeforeCommit func()
+}
+
+// Import reads a pack (folder, zip, tar, tar.zst), stores its files, and
+// makes the course version visible in one step once everything is stored
+// and verified. On any error the catalog is unchanged; stored files that no
+// course references are reclaimed by the next gc.
+func (l *Library) Import(ctx context.Context, path string, prog Progress) (*ImportResult, error) {
+	return l.ImportWithHooks(ctx, path, prog, Hooks{})
+}
+
+// ImportWithHooks is Import with test hooks.
+func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progress, hooks Hooks) (*ImportResult, error) {
+	if prog == nil {
+		prog = noProgress{}
+	}
+	unlock, err := l.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	r, err := pack.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer r.Close()
+	raw, err := r.Manifest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	m, err := pack.ParseManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	res := &ImportResult{ID: m.ID, Version: m.Version, Title: m.Title, Files: len(m.Files)}
+	for _, f := range m.Files {
+		res.Bytes += f.Size
+	}
+	if exists, err := l.Catalog.Existing(ctx, m.ID, m.Version, catalog.ManifestSum(raw)); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	} else if exists {
+		// The same pack again: nothing to do unless verify quarantined some
+		// of its files, in which case this import is the repair.
+		missing, err := l.Catalog.Missing(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, err)
+		}
+		if len(missing[m.ID]) == 0 {
+			res.AlreadyImported = true
+			return res, nil
+		}
+	}
+	if res.Replaced, err = l.Catalog.CurrentVersion(ctx, m.ID); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	need, err := l.newBytes(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := l.checkSpace(ctx, path, need); err != nil {
+		return nil, err
+	}
+	prog.Total(need)
+
+	seen := map[string]bool{}
+	walkErr := r.Walk(ctx, func(name string, size int64, rd io.Reader) error {
+		f, ok := m.Files[name]
+		if !ok {
+			return invalid(name, "", "is in the pack but not listed in manifest.json \"files\"; list it or remove it")
+		}
+		if size != f.Size {
+			return invalid(name, fmt.Sprintf("files[%q].size", name), fmt.Sprintf("the archive holds %d bytes but the manifest says %d", size, f.Size))
+		}
+		seen[name] = true
+		have, err := l.Store.Has(ctx, f.SHA256)
+		if err != nil {
+			return err
+		}
+		obj, err := l.Store.Put(ctx, rd, blockstore.Expect{SHA256: f.SHA256, Size: f.Size}, prog.Add)
+		if errors.Is(err, blockstore.ErrMismatch) {
+			return invalid(name, fmt.Sprintf("files[%q]", name), fmt.Sprintf("content does not match the manifest (%v); the pack is damaged or the manifest is stale", err))
+		}
+		if err != nil {
+			return fmt.Errorf("store %s: %w", name, err)
+		}
+		if !have {
+			res.NewBytes += obj.Size
+		}
+		return nil
+	})
+	if walkErr != nil {
+		return nil, fmt.Errorf("import %s: %w", path, walkErr)
+	}
+	var absent []string
+	for name := range m.Files {
+		if !seen[name] {
+			absent = append(absent, name)
+		}
+	}
+	if len(absent) > 0 {
+		sort.Strings(absent)
+		ve := &pack.ValidationError{}
+		for _, name := range absent {
+			ve.Problems = append(ve.Problems, &pack.FieldError{File: pack.ManifestName, Field: fmt.Sprintf("files[%q]", name), Msg: "is listed but absent from the pack"})
+		}
+		return nil, fmt.Errorf("import %s: %w", path, ve)
+	}
+	texts, err := l.gatherTexts(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	if hooks.BeforeCommit != nil {
+		hooks.BeforeCommit()
+	}
+	v, err := l.Catalog.Commit(ctx, m, raw, texts)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	res.AlreadyImported = v.Existed
+	if v.Existed {
+		res.Replaced = 0
+	}
+	return res, nil
+}
+
+func invalid(file, field, msg string) error {
+	return &pack.ValidationError{Problems: []*pack.FieldError{{File: file, Field: field, Msg: msg}}}
+}
+
+// newBytes is what the pack adds to the store: files not already held,
+// each distinct content counted once.
+func (l *Library) newBytes(ctx context.Context, m *pack.Manifest) (int64, error) {
+	var need int64
+	counted := map[string]bool{}
+	for _, f := range m.Files {
+		if counted[f.SHA256] {
+			continue
+		}
+		counted[f.SHA256] = true
+		have, err := l.Store.Has(ctx, f.SHA256)
+		if err != nil {
+			return 0, err
+		}
+		if !have {
+			need += f.Size
+		}
+	}
+	return need, nil
+}
+
+func (l *Library) checkSpace(ctx context.Context, path string, need int64) error {
+	free, err := l.Store.FreeBytes()
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	if need > free-l.Reserve {
+		return fmt.Errorf("import %s: %w: the pack needs %s, the disk has %s free (%s kept in reserve); run `outpost content gc` or remove a course with `outpost content rm`",
+			path, ErrNoSpace, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(max(free, 0))), humanize.IBytes(uint64(l.Reserve)))
+	}
+	if l.Quota > 0 {
+		used, err := l.Store.UsedBytes(ctx)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", path, err)
+		}
+		if used+need > l.Quota {
+			return fmt.Errorf("import %s: %w: the pack needs %s, the content quota of %s has %s left; raise the quota or remove a course with `outpost content rm`",
+				path, ErrNoSpace, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(l.Quota)), humanize.IBytes(uint64(max(l.Quota-used, 0))))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"outpost/content/blockstore"
+	"outpost/content/catalog"
+)
+
+// mediaCacheControl: /m/ and /d/ URLs name an item, not a version of its
+// content, so a browser may reuse a copy for a few minutes and then
+// revalidates it with the ETag (the object's SHA-256), which costs one tiny
+// round trip on the LAN and never serves a stale video after an update.
+const mediaCacheControl = "public, max-age=300"
+
+// docCSP applies to files that a browser would run as a page (an HTML
+// document item opened directly, an SVG): sandboxed without scripts, so a
+// course file can never act as the portal.
+const docCSP = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; media-src 'self'; frame-ancestors 'self'; sandbox"
+
+func (s *server) media(w http.ResponseWriter, r *http.Request)    { s.itemFile(w, r, false) }
+func (s *server) download(w http.ResponseWriter, r *http.Request) { s.itemFile(w, r, true) }
+
+func (s *server) itemFile(w http.ResponseWriter, r *http.Request, attach bool) {
+	it, err := s.courses.Item(r.Context(), r.PathValue("course"), r.PathValue("item"))
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonItem, r.PathValue("course"))
+		return
+	}
+	name := ""
+	if attach {
+		name = path.Base(it.Path)
+	}
+	s.serveObject(w, r, it.SHA256, it.MIME, name)
+}
+
+func (s *server) transcript(w http.ResponseWriter, r *http.Request) {
+	courseID := r.PathValue("course")
+	it, err := s.courses.Item(r.Context(), courseID, r.PathValue("item"))
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonItem, courseID)
+		return
+	}
+	sha, _, err := s.courses.File(r.Context(), courseID, transcriptPath(it.Path))
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonFile, courseID)
+		return
+	}
+	s.serveObject(w, r, sha, "text/vtt; charset=utf-8", "")
+}
+
+// serveObject streams a stored object with http.ServeContent, which does
+// Range (single, suffix, open-ended, multipart), If-Range, If-None-Match and
+// HEAD; handing it the *os.File lets the kernel's sendfile do the copying.
+func (s *server) serveObject(w http.ResponseWriter, r *http.Request, sha, ctype, attachName string) {
+	f, err := s.objects.OpenObject(sha)
+	if err != nil {
+		s.objectFailed(w, r, sha, err)
+		return
+	}
+	defer f.Close()
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("ETag", `"`+sha+`"`)
+	h.Set("Cache-Control", mediaCacheControl)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if scriptable(ctype) {
+		h.Set("Content-Security-Policy", docCSP)
+	}
+	if attachName != "" {
+		h.Set("Content-Disposition", attachment(attachName))
+	}
+	// No modification time: the ETag is the whole truth about the bytes.
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// objectFailed answers a file the catalog lists but the store cannot open:
+// quarantined or lost files are the keeper's to fix by re-importing, which
+// the page says; anything else is a server error.
+func (s *server) objectFailed(w http.ResponseWriter, r *http.Request, sha string, err error) {
+	if errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("object of a visible course is missing", "sha256", sha, "path", r.URL.Path)
+		s.errorPage(w, r, http.StatusNotFound, reasonFile, r.PathValue("course"))
+		return
+	}
+	s.serverError(w, r, err)
+}
+
+// scriptable reports whether a browser would run scripts in a file of this
+// type when it is opened as a page.
+func scriptable(ctype string) bool {
+	switch mediaBase(ctype) {
+	case "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml":
+		return true
+	}
+	return false
+}
+
+// attachment builds a Content-Disposition that every browser saves under a
+// sensible name: an ASCII fallback with anything risky replaced (quotes,
+// slashes, control characters), and the real name in RFC 5987 form when it
+// differs.
+func attachment(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	ascii := strings.Trim(b.String(), ".")
+	if ascii == "" {
+		ascii = "download"
+	}
+	v := `attachment; filename="` + ascii + `"`
+	if ascii != name {
+		v += "; filename*=UTF-8''" + rfc5987(name)
+	}
+	return v
+}
+
+// rfc5987 percent-encodes every byte outside RFC 5987's attr-char set, so no
+// ';', ',' or quote can end the parameter early.
+func rfc5987(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// static serves the embedded assets. A link with the current content hash
+// (what the templates emit) may be cached for a year; any other request gets
+// a short lifetime, so an old bookmark cannot pin an old stylesheet.
+func (s *server) static(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	a, ok := s.assets.files[name]
+	if !ok {
+		s.notFound(w, r, reasonPage)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", catalog.TypeByPath(name))
+	h.Set("ETag", `"`+a.hash+`"`)
+	if r.URL.Query().Get("v") == a.hash {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", mediaCacheControl)
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if scriptable(h.Get("Content-Type")) {
+		h.Set("Content-Security-Policy", docCSP)
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.data))
+}

@@ -1,0 +1,309 @@
+package web
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"outpost/content/catalog"
+	"outpost/content/pack"
+)
+
+const (
+	homePageSize   = 120
+	searchPageSize = 30
+	// maxInlineText bounds a plain-text document shown inside the item page:
+	// enough for any reading, and a page a cheap phone can still render.
+	maxInlineText = 256 << 10
+)
+
+type homePage struct {
+	base
+	Language, Subject string
+	Languages         []string
+	Subjects          []string
+	Groups            []courseGroup
+	Filtered          bool
+	Prev, Next        string // pagination links, empty when none
+}
+
+type courseGroup struct {
+	Subject string // empty for courses with no subject
+	Courses []catalog.Course
+}
+
+func (s *server) home(w http.ResponseWriter, r *http.Request) {
+	l := s.tr.choose(r)
+	q := r.URL.Query()
+	f := catalog.Filter{Language: q.Get("lang"), Subject: q.Get("subject"), Limit: homePageSize}
+	page := pageNumber(q.Get("page"))
+	f.Offset = (page - 1) * homePageSize
+	langs, subjects, err := s.courses.Facets(r.Context())
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonServer, "")
+		return
+	}
+	courses, err := s.courses.Courses(r.Context(), f)
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonServer, "")
+		return
+	}
+	d := homePage{
+		base:      s.base(r, l, "home", s.tr.printer(l).Sprintf("Courses")),
+		Language:  f.Language,
+		Subject:   f.Subject,
+		Languages: langs,
+		Subjects:  subjects,
+		Groups:    groupBySubject(courses, f.Subject),
+		Filtered:  f.Language != "" || f.Subject != "",
+	}
+	d.Prev, d.Next = pager(r, page, len(courses) == homePageSize)
+	s.render(w, r, l, http.StatusOK, "home", d)
+}
+
+// groupBySubject lists a course under each of its subjects, subjects in
+// alphabetical order and subject-less courses last. With a subject filter
+// only that subject's group is shown, or a course would reappear under its
+// other subjects.
+func groupBySubject(courses []catalog.Course, only string) []courseGroup {
+	by := map[string][]catalog.Course{}
+	for _, c := range courses {
+		if len(c.Subjects) == 0 {
+			by[""] = append(by[""], c)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, sub := range c.Subjects {
+			if !seen[sub] && (only == "" || sub == only) {
+				seen[sub] = true
+				by[sub] = append(by[sub], c)
+			}
+		}
+	}
+	var names []string
+	for k := range by {
+		if k != "" {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	if _, ok := by[""]; ok {
+		names = append(names, "")
+	}
+	groups := make([]courseGroup, 0, len(names))
+	for _, n := range names {
+		groups = append(groups, courseGroup{Subject: n, Courses: by[n]})
+	}
+	return groups
+}
+
+func pageNumber(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 10000 {
+		return 1
+	}
+	return n
+}
+
+// pager links to the neighbouring pages of a listing by rewriting only the
+// page parameter, so filters, query and language carry over.
+func pager(r *http.Request, page int, more bool) (prev, next string) {
+	link := func(n int) string {
+		q := r.URL.Query()
+		if n == 1 {
+			q.Del("page")
+		} else {
+			q.Set("page", strconv.Itoa(n))
+		}
+		if len(q) == 0 {
+			return r.URL.EscapedPath()
+		}
+		return r.URL.EscapedPath() + "?" + q.Encode()
+	}
+	if page > 1 {
+		prev = link(page - 1)
+	}
+	if more {
+		next = link(page + 1)
+	}
+	return prev, next
+}
+
+type searchPage struct {
+	base
+	Language, Subject string
+	Languages         []string
+	Subjects          []string
+	Hits              []catalog.Hit
+	Searched          bool
+	Prev, Next        string
+}
+
+func (s *server) search(w http.ResponseWriter, r *http.Request) {
+	l := s.tr.choose(r)
+	q := r.URL.Query()
+	text := strings.TrimSpace(q.Get("q"))
+	if len(text) > 500 {
+		text = truncateUTF8(text, 500)
+	}
+	f := catalog.Filter{Language: q.Get("lang"), Subject: q.Get("subject"), Limit: searchPageSize}
+	page := pageNumber(q.Get("page"))
+	f.Offset = (page - 1) * searchPageSize
+	langs, subjects, err := s.courses.Facets(r.Context())
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonServer, "")
+		return
+	}
+	d := searchPage{
+		base:      s.base(r, l, "search", s.tr.printer(l).Sprintf("Search")),
+		Language:  f.Language,
+		Subject:   f.Subject,
+		Languages: langs,
+		Subjects:  subjects,
+		Searched:  text != "",
+	}
+	d.Query = text
+	if text != "" {
+		d.Title = text + " – " + s.tr.printer(l).Sprintf("Search")
+		d.Hits, err = s.courses.Search(r.Context(), text, f)
+		if err != nil {
+			s.lookupFailed(w, r, err, reasonServer, "")
+			return
+		}
+		d.Prev, d.Next = pager(r, page, len(d.Hits) == searchPageSize)
+	}
+	s.render(w, r, l, http.StatusOK, "search", d)
+}
+
+type coursePage struct {
+	base
+	Course *catalog.Course
+}
+
+func (s *server) course(w http.ResponseWriter, r *http.Request) {
+	l := s.tr.choose(r)
+	c, err := s.courses.Course(r.Context(), r.PathValue("course"))
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonCourse, "")
+		return
+	}
+	s.render(w, r, l, http.StatusOK, "course", coursePage{base: s.base(r, l, "course", c.Title), Course: c})
+}
+
+type itemPage struct {
+	base
+	Course     *catalog.Course
+	Lesson     *catalog.Lesson
+	Item       catalog.Item
+	Prev, Next *catalog.Item
+	HasTrack   bool
+	Text       string // a plain-text document, shown in the page
+	TextCut    bool   // Text is only the beginning of the document
+	HTMLDoc    bool   // an HTML document, shown in a script-less frame
+}
+
+func (s *server) item(w http.ResponseWriter, r *http.Request) {
+	l := s.tr.choose(r)
+	courseID, itemID := r.PathValue("course"), r.PathValue("item")
+	// One Course call gives the item, its lesson and its neighbours.
+	c, err := s.courses.Course(r.Context(), courseID)
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonCourse, "")
+		return
+	}
+	var all []*catalog.Item
+	d := itemPage{Course: c}
+	at := -1
+	for li := range c.Lessons {
+		for ii := range c.Lessons[li].Items {
+			it := &c.Lessons[li].Items[ii]
+			if it.ID == itemID {
+				at = len(all)
+				d.Lesson = &c.Lessons[li]
+			}
+			all = append(all, it)
+		}
+	}
+	if at < 0 {
+		s.errorPage(w, r, http.StatusNotFound, reasonItem, c.ID)
+		return
+	}
+	d.Item = *all[at]
+	if at > 0 {
+		d.Prev = all[at-1]
+	}
+	if at+1 < len(all) {
+		d.Next = all[at+1]
+	}
+	d.base = s.base(r, l, "item", d.Item.Title+" – "+c.Title)
+
+	switch d.Item.Kind {
+	case pack.KindVideo, pack.KindAudio:
+		if _, _, err := s.courses.File(r.Context(), c.ID, transcriptPath(d.Item.Path)); err == nil {
+			d.HasTrack = true
+		} else if !errors.Is(err, catalog.ErrNotFound) {
+			s.lookupFailed(w, r, err, reasonServer, "")
+			return
+		}
+	case pack.KindDocument:
+		switch mediaBase(d.Item.MIME) {
+		case "text/plain":
+			d.Text, d.TextCut, err = s.readText(d.Item.SHA256)
+			if err != nil {
+				s.log.Warn("cannot show document inline", "course", c.ID, "item", d.Item.ID, "err", err)
+			}
+		case "text/html", "application/xhtml+xml":
+			d.HTMLDoc = true
+		}
+	}
+	s.render(w, r, l, http.StatusOK, "item", d)
+}
+
+// transcriptPath is where a video's or recording's WebVTT captions live by
+// convention: next to it, same name, .vtt. The catalog does not record an
+// item's text_file, and this is how packs (the sample course included) name
+// it.
+func transcriptPath(p string) string {
+	return strings.TrimSuffix(p, path.Ext(p)) + ".vtt"
+}
+
+func mediaBase(mime string) string {
+	t, _, _ := strings.Cut(mime, ";")
+	return strings.ToLower(strings.TrimSpace(t))
+}
+
+// readText reads the start of a plain-text document for showing inline; a
+// document that is not valid UTF-8 is left to the download link.
+func (s *server) readText(sha string) (string, bool, error) {
+	f, err := s.objects.OpenObject(sha)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxInlineText+1))
+	if err != nil {
+		return "", false, err
+	}
+	cut := len(b) > maxInlineText
+	text := truncateUTF8(string(b), maxInlineText)
+	if !utf8.ValidString(text) {
+		return "", false, errors.New("document is not UTF-8 text")
+	}
+	return text, cut, nil
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,244 @@
+package web
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html"
+	"html/template"
+	"io/fs"
+	"net/url"
+	"strings"
+
+	"golang.org/x/text/message"
+
+	"outpost/content/pack"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pageNames are the templates under templates/, each rendered inside
+// layout.tmpl.
+var pageNames = []string{"home", "search", "course", "item", "error"}
+
+// views holds every page parsed once per language and per "was the language
+// chosen by a link": the translation and link funcs are bound at start-up,
+// so a request only picks a ready template and never clones or parses one.
+type views struct {
+	sets []map[string]*template.Template // by variant(locale), then page
+}
+
+func variant(l locale) int {
+	v := l.idx * 2
+	if l.explicit {
+		v++
+	}
+	return v
+}
+
+func (v *views) page(l locale, name string) *template.Template {
+	return v.sets[variant(l)][name]
+}
+
+func newViews(tr *translator, a *assets) (*views, error) {
+	v := &views{sets: make([]map[string]*template.Template, 2*len(supported))}
+	for idx := range supported {
+		for _, explicit := range []bool{false, true} {
+			l := locale{idx: idx, explicit: explicit}
+			fm := funcs(tr.printer(l), l, a)
+			set := map[string]*template.Template{}
+			for _, name := range pageNames {
+				t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.tmpl", "templates/"+name+".tmpl")
+				if err != nil {
+					return nil, fmt.Errorf("parse template %s: %w", name, err)
+				}
+				set[name] = t
+			}
+			v.sets[variant(l)] = set
+		}
+	}
+	return v, nil
+}
+
+// funcs are the template functions for one locale. Page links carry ?hl=
+// when the language came from a link, so a shared or followed link keeps
+// the language without a cookie; media links never do, so every language
+// shares one cached copy of a video.
+func funcs(p *message.Printer, l locale, a *assets) template.FuncMap {
+	lang := supported[l.idx].String()
+	hl := ""
+	if l.explicit {
+		hl = lang
+	}
+	return template.FuncMap{
+		"t":    func(key string, args ...any) string { return p.Sprintf(key, args...) },
+		"lang": func() string { return lang },
+		"hl":   func() string { return hl },
+		"page": func(path string, kv ...string) string { return pageURL(path, hl, kv...) },
+		"courseURL": func(course string) string {
+			return pageURL("/c/"+url.PathEscape(course), hl)
+		},
+		"itemURL": func(course, item string) string {
+			return pageURL("/c/"+url.PathEscape(course)+"/i/"+url.PathEscape(item), hl)
+		},
+		"size":     func(n int64) string { return formatSize(p, n) },
+		"kind":     func(k pack.Kind) string { return p.Sprintf(kindLabel(k)) },
+		"icon":     func(k pack.Kind) (string, error) { return a.url("kinds/" + kindIcon(k) + ".svg") },
+		"asset":    a.url,
+		"langName": languageName,
+		"snippet":  highlight,
+		"mediaURL": func(course, item string) string {
+			return "/m/" + url.PathEscape(course) + "/" + url.PathEscape(item)
+		},
+		"downloadURL": func(course, item string) string {
+			return "/d/" + url.PathEscape(course) + "/" + url.PathEscape(item)
+		},
+		"trackURL": func(course, item string) string {
+			return "/t/" + url.PathEscape(course) + "/" + url.PathEscape(item)
+		},
+		"activityURL": func(course, item, entry string) string {
+			return "/a/" + url.PathEscape(course) + "/" + url.PathEscape(item) + "/" + escapePath(entry)
+		},
+	}
+}
+
+// pageURL builds a portal link; empty values are left out so filter links
+// stay short.
+func pageURL(path, hl string, kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if hl != "" {
+		q.Set("hl", hl)
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// highlight turns a catalog snippet, whose matches sit between \x02 and
+// \x03, into HTML: everything else is escaped, and unbalanced markers (a
+// snippet cut in the middle of a match) still yield well-formed markup.
+func highlight(s string) template.HTML {
+	var b strings.Builder
+	open := false
+	for {
+		i := strings.IndexAny(s, "\x02\x03")
+		if i < 0 {
+			b.WriteString(html.EscapeString(s))
+			break
+		}
+		b.WriteString(html.EscapeString(s[:i]))
+		switch {
+		case s[i] == '\x02' && !open:
+			b.WriteString("<mark>")
+			open = true
+		case s[i] == '\x03' && open:
+			b.WriteString("</mark>")
+			open = false
+		}
+		s = s[i+1:]
+	}
+	if open {
+		b.WriteString("</mark>")
+	}
+	return template.HTML(b.String())
+}
+
+// formatSize uses decimal units, the ones phones show for storage.
+func formatSize(p *message.Printer, n int64) string {
+	switch {
+	case n < 1000:
+		return p.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return p.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1000*1000*1000:
+		return p.Sprintf("%.1f MB", float64(n)/1e6)
+	default:
+		return p.Sprintf("%.1f GB", float64(n)/1e9)
+	}
+}
+
+func kindLabel(k pack.Kind) string {
+	switch k {
+	case pack.KindVideo:
+		return "Video"
+	case pack.KindAudio:
+		return "Audio"
+	case pack.KindPDF:
+		return "PDF"
+	case pack.KindEPUB:
+		return "E-book"
+	case pack.KindHTML5:
+		return "Activity"
+	case pack.KindDocument:
+		return "Document"
+	}
+	return "File"
+}
+
+func kindIcon(k pack.Kind) string {
+	if k.Valid() {
+		return string(k)
+	}
+	return "file"
+}
+
+// assets are the embedded static files. Each link carries a hash of the
+// file's content, so a browser may keep it forever and still never use a
+// stale copy after an upgrade.
+type assets struct {
+	files map[string]asset
+}
+
+type asset struct {
+	data []byte
+	hash string
+}
+
+func loadAssets() (*assets, error) {
+	a := &assets{files: map[string]asset{}}
+	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		a.files[strings.TrimPrefix(p, "static/")] = asset{data: data, hash: hex.EncodeToString(sum[:8])}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load embedded assets: %w", err)
+	}
+	return a, nil
+}
+
+// url fails the page on an unknown name: the names come from our own
+// templates, and a typo should fail the tests, not ship a broken link.
+func (a *assets) url(name string) (string, error) {
+	f, ok := a.files[name]
+	if !ok {
+		return "", fmt.Errorf("no embedded asset %s", name)
+	}
+	return "/s/" + name + "?v=" + f.hash, nil
+}
