@@ -69,6 +69,9 @@ type Item struct {
 	Size     int64
 	MIME     string
 	Entry    string
+	// TextPath is the pack path of the item's transcript (text_file), or
+	// empty; a .vtt one doubles as captions.
+	TextPath string
 	Lesson   int
 }
 
@@ -192,9 +195,9 @@ func (c *Catalog) Commit(ctx context.Context, m *pack.Manifest, rawManifest []by
 			if it.Kind == pack.KindHTML5 && entry == "" {
 				entry = "index.html"
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO items(course_id, version, lesson_idx, idx, item_id, kind, title, path, sha256, size, mime, entry)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.ID, m.Version, li, ii, it.ID, string(it.Kind), it.Title, it.File, f.SHA256, f.Size, MediaType(it), entry); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO items(course_id, version, lesson_idx, idx, item_id, kind, title, path, sha256, size, mime, entry, text_path)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				m.ID, m.Version, li, ii, it.ID, string(it.Kind), it.Title, it.File, f.SHA256, f.Size, MediaType(it), entry, it.TextFile); err != nil {
 				return v, fmt.Errorf("commit course %s item %s: %w", m.ID, it.ID, err)
 			}
 			body := it.Text

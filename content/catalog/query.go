@@ -129,12 +129,12 @@ func (c *Catalog) Course(ctx context.Context, id string) (*Course, error) {
 	return co, irows.Err()
 }
 
-const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, lesson_idx`
+const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, text_path, lesson_idx`
 
 func scanItem(r scanner) (*Item, error) {
 	var it Item
 	var kind string
-	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.Lesson); err != nil {
+	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson); err != nil {
 		return nil, err
 	}
 	it.Kind = pack.Kind(kind)
@@ -274,8 +274,9 @@ func MediaType(it pack.Item) string {
 	return TypeByPath(it.File)
 }
 
-// TypeByPath maps a file name to a media type without consulting the host's
-// /etc/mime.types, so every box answers the same.
+// TypeByPath maps a file name to a media type. The kinds packs use are
+// fixed here rather than read from the host's /etc/mime.types, so every box
+// answers the same for them.
 func TypeByPath(p string) string {
 	switch strings.ToLower(path.Ext(p)) {
 	case ".webm":

@@ -47,7 +47,11 @@ func (s *server) transcript(w http.ResponseWriter, r *http.Request) {
 		s.lookupFailed(w, r, err, reasonItem, courseID)
 		return
 	}
-	sha, _, err := s.courses.File(r.Context(), courseID, transcriptPath(it.Path))
+	if !hasCaptions(it) {
+		s.lookupFailed(w, r, catalog.ErrNotFound, reasonFile, courseID)
+		return
+	}
+	sha, _, err := s.courses.File(r.Context(), courseID, it.TextPath)
 	if err != nil {
 		s.lookupFailed(w, r, err, reasonFile, courseID)
 		return

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -244,12 +243,7 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 
 	switch d.Item.Kind {
 	case pack.KindVideo, pack.KindAudio:
-		if _, _, err := s.courses.File(r.Context(), c.ID, transcriptPath(d.Item.Path)); err == nil {
-			d.HasTrack = true
-		} else if !errors.Is(err, catalog.ErrNotFound) {
-			s.lookupFailed(w, r, err, reasonServer, "")
-			return
-		}
+		d.HasTrack = hasCaptions(&d.Item)
 	case pack.KindDocument:
 		switch mediaBase(d.Item.MIME) {
 		case "text/plain":
@@ -264,12 +258,10 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, l, http.StatusOK, "item", d)
 }
 
-// transcriptPath is where a video's or recording's WebVTT captions live by
-// convention: next to it, same name, .vtt. The catalog does not record an
-// item's text_file, and this is how packs (the sample course included) name
-// it.
-func transcriptPath(p string) string {
-	return strings.TrimSuffix(p, path.Ext(p)) + ".vtt"
+// hasCaptions reports whether an item's transcript is WebVTT, which the
+// browser can show as captions; other transcripts are only indexed.
+func hasCaptions(it *catalog.Item) bool {
+	return strings.HasSuffix(strings.ToLower(it.TextPath), ".vtt")
 }
 
 func mediaBase(mime string) string {
