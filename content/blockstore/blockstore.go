@@ -4,9 +4,10 @@
 // of a course (or the delta sync) can reuse any block the box already holds.
 //
 // Durability rule: an object becomes visible (its row in files) only after
-// its bytes were hashed, matched what the caller expected, were fsynced, and
-// the rename into objects/ was fsynced. A crash at any point leaves either
-// nothing or an unreferenced file that GC removes; never a half file.
+// its bytes were hashed, matched what the caller expected, were renamed into
+// objects/, and all of that was synced to disk. A crash at any point leaves
+// either nothing or an unindexed file that GC removes; never a half file
+// that counts.
 package blockstore
 
 import (
@@ -20,10 +21,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/syncthing/syncthing/lib/protocol"
 	"github.com/syncthing/syncthing/lib/scanner"
+	"golang.org/x/sys/unix"
 )
 
 // ErrMismatch is wrapped when stored bytes do not match what the caller
@@ -107,23 +110,58 @@ func (s *Store) OpenObject(sha string) (*os.File, error) {
 // stored, r is not read at all. Progress, if not nil, is told of every chunk
 // read (for progress bars).
 func (s *Store) Put(ctx context.Context, r io.Reader, want Expect, progress func(n int64)) (*Object, error) {
+	b := s.NewBatch()
+	obj, _, err := b.Put(ctx, r, want, progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// Batch stores many objects and makes them durable and visible together:
+// one filesystem sync and one index transaction instead of three fsyncs per
+// file, which for a course of 10,000 small HTML pages is the difference
+// between seconds and many minutes on an SD card. Until Commit, the batch's
+// files sit in objects/ unindexed: invisible to readers, and removed by
+// SweepDisk if the process dies first. A Batch is not safe for concurrent
+// use.
+type Batch struct {
+	s       *Store
+	pending []*Object
+	seen    map[string]bool
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, seen: map[string]bool{}} }
+
+// Put writes one object of the batch; isNew is false when the content was
+// already stored (or already in this batch) and r was not read.
+func (b *Batch) Put(ctx context.Context, r io.Reader, want Expect, progress func(n int64)) (obj *Object, isNew bool, err error) {
+	s := b.s
 	if want.SHA256 != "" {
-		if ok, err := s.Has(ctx, want.SHA256); err != nil {
-			return nil, err
-		} else if ok {
+		ok := b.seen[want.SHA256]
+		if !ok {
+			if ok, err = s.Has(ctx, want.SHA256); err != nil {
+				return nil, false, err
+			}
+		}
+		if ok {
 			if progress != nil && want.Size > 0 {
 				progress(want.Size)
 			}
-			return &Object{SHA256: want.SHA256, Size: want.Size}, nil
+			return &Object{SHA256: want.SHA256, Size: want.Size}, false, nil
 		}
 	}
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-*")
 	if err != nil {
-		return nil, fmt.Errorf("store object: %w", err)
+		return nil, false, fmt.Errorf("store object: %w", err)
 	}
-	committed := false
+	renamed := false
 	defer func() {
-		if !committed {
+		if !renamed {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
@@ -136,68 +174,125 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want Expect, progress func
 	}
 	res, err := hashCopy(ctx, tmp, src, want.Size, progress)
 	if err != nil {
-		return nil, fmt.Errorf("store object: %w", err)
+		return nil, false, fmt.Errorf("store object: %w", err)
 	}
 	if want.Size >= 0 && res.size != want.Size {
-		return nil, fmt.Errorf("store object: %w: size is %d bytes, expected %d", ErrMismatch, res.size, want.Size)
+		return nil, false, fmt.Errorf("store object: %w: size is %d bytes, expected %d", ErrMismatch, res.size, want.Size)
 	}
 	if want.SHA256 != "" && res.sha256 != want.SHA256 {
-		return nil, fmt.Errorf("store object: %w: sha256 is %s, expected %s", ErrMismatch, res.sha256, want.SHA256)
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("store object %s: fsync: %w", res.sha256, err)
+		return nil, false, fmt.Errorf("store object: %w: sha256 is %s, expected %s", ErrMismatch, res.sha256, want.SHA256)
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("store object %s: %w", res.sha256, err)
+		return nil, false, fmt.Errorf("store object %s: %w", res.sha256, err)
+	}
+	obj = &Object{SHA256: res.sha256, Size: res.size, BlockSize: res.blockSize, Blocks: res.blocks}
+	if b.seen[obj.SHA256] {
+		return obj, false, nil // unannounced duplicate within the batch; the deferred remove drops it
 	}
 	dst := s.Path(res.sha256)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, fmt.Errorf("store object %s: %w", res.sha256, err)
+		return nil, false, fmt.Errorf("store object %s: %w", res.sha256, err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return nil, fmt.Errorf("store object %s: %w", res.sha256, err)
+		return nil, false, fmt.Errorf("store object %s: %w", res.sha256, err)
 	}
-	committed = true
-	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return nil, fmt.Errorf("store object %s: %w", res.sha256, err)
-	}
-	obj := &Object{SHA256: res.sha256, Size: res.size, BlockSize: res.blockSize, Blocks: res.blocks}
-	if err := s.index(ctx, obj); err != nil {
-		return nil, err
-	}
-	return obj, nil
+	renamed = true
+	b.seen[obj.SHA256] = true
+	b.pending = append(b.pending, obj)
+	return obj, true, nil
 }
 
-// index records the object and its block map in one transaction.
-func (s *Store) index(ctx context.Context, o *Object) error {
+// smallBatch is how many objects are fsynced one by one; above it, one
+// syncfs of the store's filesystem is cheaper.
+const smallBatch = 8
+
+// Commit makes every object of the batch durable, then indexes them all in
+// one transaction. Only after Commit do they count as stored.
+func (b *Batch) Commit(ctx context.Context) error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	if err := b.sync(); err != nil {
+		return err
+	}
+	if err := b.s.index(ctx, b.pending...); err != nil {
+		return err
+	}
+	b.pending = nil
+	return nil
+}
+
+func (b *Batch) sync() error {
+	if len(b.pending) > smallBatch {
+		d, err := os.Open(b.s.dir)
+		if err != nil {
+			return fmt.Errorf("sync stored objects: %w", err)
+		}
+		defer d.Close()
+		if err := unix.Syncfs(int(d.Fd())); err != nil {
+			return fmt.Errorf("sync stored objects: %w", err)
+		}
+		return nil
+	}
+	dirs := map[string]bool{}
+	for _, o := range b.pending {
+		p := b.s.Path(o.SHA256)
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("sync object %s: %w", o.SHA256, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync object %s: %w", o.SHA256, err)
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("sync stored objects: %w", err)
+		}
+	}
+	return nil
+}
+
+// index records objects and their block maps in one transaction.
+func (s *Store) index(ctx context.Context, objs ...*Object) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("index object %s: %w", o.SHA256, err)
+		return fmt.Errorf("index objects: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO files(sha256, size, block_size, stored_at) VALUES (?, ?, ?, ?)`,
-		o.SHA256, o.Size, o.BlockSize, s.now().Unix())
+	fileStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO files(sha256, size, block_size, stored_at) VALUES (?, ?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("index object %s: %w", o.SHA256, err)
+		return fmt.Errorf("index objects: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // a concurrent Put of the same content won
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO blocks(file_sha256, offset, size, hash, weak_hash) VALUES (?, ?, ?, ?, ?)`)
+	defer fileStmt.Close()
+	blockStmt, err := tx.PrepareContext(ctx, `INSERT INTO blocks(file_sha256, offset, size, hash, weak_hash) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("index object %s: %w", o.SHA256, err)
+		return fmt.Errorf("index objects: %w", err)
 	}
-	defer stmt.Close()
-	for _, b := range o.Blocks {
-		if b.Size == 0 {
-			continue
+	defer blockStmt.Close()
+	now := s.now().Unix()
+	for _, o := range objs {
+		res, err := fileStmt.ExecContext(ctx, o.SHA256, o.Size, o.BlockSize, now)
+		if err != nil {
+			return fmt.Errorf("index object %s: %w", o.SHA256, err)
 		}
-		if _, err := stmt.ExecContext(ctx, o.SHA256, b.Offset, b.Size, b.Hash, int64(b.WeakHash)); err != nil {
-			return fmt.Errorf("index object %s block at %d: %w", o.SHA256, b.Offset, err)
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // a concurrent import of the same content won
+		}
+		for _, b := range o.Blocks {
+			if b.Size == 0 {
+				continue
+			}
+			if _, err := blockStmt.ExecContext(ctx, o.SHA256, b.Offset, b.Size, b.Hash, int64(b.WeakHash)); err != nil {
+				return fmt.Errorf("index object %s block at %d: %w", o.SHA256, b.Offset, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("index object %s: %w", o.SHA256, err)
+		return fmt.Errorf("index objects: %w", err)
 	}
 	return nil
 }
@@ -277,7 +372,8 @@ func hashCopy(ctx context.Context, dst io.Writer, src io.Reader, sizeHint int64,
 	whole := sha256.New()
 	var bufs [3][]byte
 	for i := range bufs {
-		bufs[i] = make([]byte, chunkSize)
+		bufs[i] = getChunk(sizeHint)
+		defer putChunk(bufs[i])
 	}
 	var total int64
 	var copyErr error
@@ -347,6 +443,28 @@ func hashCopy(ctx context.Context, dst io.Writer, src io.Reader, sizeHint int64,
 		blockSize: blockSize,
 		blocks:    bo.blocks,
 	}, nil
+}
+
+// chunks recycles full-size copy buffers: a course of thousands of small
+// files must not allocate (and zero, and collect) megabytes per file.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// getChunk returns a buffer for a file of about sizeHint bytes (-1:
+// unknown): small files get a small buffer, others a pooled full chunk.
+func getChunk(sizeHint int64) []byte {
+	if sizeHint >= 0 && sizeHint < chunkSize/2 {
+		// One byte more than the hint, so the read that finds EOF (or a
+		// longer stream than promised) needs no second buffer.
+		return make([]byte, max(sizeHint+1, 512))
+	}
+	return *chunks.Get().(*[]byte)
+}
+
+func putChunk(b []byte) {
+	if cap(b) == chunkSize {
+		b = b[:chunkSize]
+		chunks.Put(&b)
+	}
 }
 
 func validHash(s string) bool {

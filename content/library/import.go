@@ -106,6 +106,7 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 	prog.Total(need)
 
 	seen := map[string]bool{}
+	batch := l.Store.NewBatch()
 	walkErr := r.Walk(ctx, func(name string, size int64, rd io.Reader) error {
 		f, ok := m.Files[name]
 		if !ok {
@@ -115,18 +116,14 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 			return invalid(name, fmt.Sprintf("files[%q].size", name), fmt.Sprintf("the archive holds %d bytes but the manifest says %d", size, f.Size))
 		}
 		seen[name] = true
-		have, err := l.Store.Has(ctx, f.SHA256)
-		if err != nil {
-			return err
-		}
-		obj, err := l.Store.Put(ctx, rd, blockstore.Expect{SHA256: f.SHA256, Size: f.Size}, prog.Add)
+		obj, isNew, err := batch.Put(ctx, rd, blockstore.Expect{SHA256: f.SHA256, Size: f.Size}, prog.Add)
 		if errors.Is(err, blockstore.ErrMismatch) {
 			return invalid(name, fmt.Sprintf("files[%q]", name), fmt.Sprintf("content does not match the manifest (%v); the pack is damaged or the manifest is stale", err))
 		}
 		if err != nil {
 			return fmt.Errorf("store %s: %w", name, err)
 		}
-		if !have {
+		if isNew {
 			res.NewBytes += obj.Size
 		}
 		return nil
@@ -147,6 +144,11 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 			ve.Problems = append(ve.Problems, &pack.FieldError{File: pack.ManifestName, Field: fmt.Sprintf("files[%q]", name), Msg: "is listed but absent from the pack"})
 		}
 		return nil, fmt.Errorf("import %s: %w", path, ve)
+	}
+	// Files first, durable and indexed; only then the catalog, so a
+	// visible course never references a file that is not safely stored.
+	if err := batch.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	texts, err := l.gatherTexts(ctx, m)
 	if err != nil {
