@@ -2,6 +2,8 @@ package database
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,6 +67,40 @@ func TestMigrationsAreNumberedWithoutGaps(t *testing.T) {
 	for i, m := range ms {
 		if m.version != i+1 {
 			t.Fatalf("%s has number %d, want %d", m.name, m.version, i+1)
+		}
+	}
+}
+
+// TestUpgradeFromEachVersion: a box that stopped at any earlier schema
+// opens with this binary and reaches the latest one.
+func TestUpgradeFromEachVersion(t *testing.T) {
+	ctx := context.Background()
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stop := 1; stop < len(ms); stop++ {
+		file := filepath.Join(t.TempDir(), "old.db")
+		db, err := sql.Open("sqlite", "file:"+file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms[:stop] {
+			if _, err := db.Exec(m.sql); err != nil {
+				t.Fatalf("apply %s: %v", m.name, err)
+			}
+		}
+		db.Exec(fmt.Sprintf("PRAGMA user_version = %d", stop))
+		db.Close()
+		db, err = Open(ctx, file)
+		if err != nil {
+			t.Fatalf("upgrade from schema %d: %v", stop, err)
+		}
+		var v int
+		db.QueryRow("PRAGMA user_version").Scan(&v)
+		db.Close()
+		if v != len(ms) {
+			t.Fatalf("upgrade from %d reached %d, want %d", stop, v, len(ms))
 		}
 	}
 }

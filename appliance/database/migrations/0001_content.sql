@@ -71,7 +71,6 @@ CREATE TABLE items (
     size        INTEGER NOT NULL,
     mime        TEXT    NOT NULL,
     entry       TEXT    NOT NULL, -- html5: the page inside the zip to open
-    text_path   TEXT    NOT NULL, -- the pack path of its transcript, or ''
     PRIMARY KEY (course_id, version, item_id),
     FOREIGN KEY (course_id, version) REFERENCES course_versions(course_id, version) ON DELETE CASCADE
 ) STRICT;
