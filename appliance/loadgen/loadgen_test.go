@@ -76,53 +76,87 @@ func newFileServer(t *testing.T) (*fileServer, *httptest.Server) {
 	return fs, srv
 }
 
+// clientKinds runs a test once with each client.
+func clientKinds(t *testing.T, f func(t *testing.T, stdlib bool)) {
+	t.Run("raw", func(t *testing.T) { f(t, false) })
+	t.Run("stdlib", func(t *testing.T) { f(t, true) })
+}
+
 func TestRunCountsVerifiedRanges(t *testing.T) {
-	fs, srv := newFileServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// Cancelled before the 300th answer is written, so that request, and
-	// any others in flight, are abandoned rather than counted.
-	fs.stopAt = func(n int64) {
-		if n >= 300 {
-			cancel()
+	clientKinds(t, func(t *testing.T, stdlib bool) {
+		fs, srv := newFileServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Cancelled before the 300th answer is written, so that request, and
+		// any others in flight, are abandoned rather than counted.
+		fs.stopAt = func(n int64) {
+			if n >= 300 {
+				cancel()
+			}
 		}
-	}
-	res, err := Run(ctx, Config{
-		URLs:      []string{srv.URL + "/a.webm", srv.URL + "/b.webm", srv.URL + "/tiny"},
-		Clients:   4,
-		Duration:  time.Minute, // the served-count cancel ends the run long before
-		RangeSize: 4096,
-		Seed:      1,
+		res, err := Run(ctx, Config{
+			URLs:      []string{srv.URL + "/a.webm", srv.URL + "/b.webm", srv.URL + "/tiny"},
+			Clients:   4,
+			Duration:  time.Minute, // the served-count cancel ends the run long before
+			RangeSize: 4096,
+			Seed:      1,
+			Stdlib:    stdlib,
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run after cancel: err = %v, want context.Canceled", err)
+		}
+		if res.Errors != 0 {
+			t.Fatalf("%d errors against a correct server: %v (first: %s)", res.Errors, res.ErrorKinds, res.FirstError)
+		}
+		if res.Requests < 300-int64(res.Clients) || res.Requests > fs.served.Load() {
+			t.Errorf("counted %d requests; the server answered %d GETs", res.Requests, fs.served.Load())
+		}
+		if res.Connections != 4 {
+			t.Errorf("opened %d connections for 4 keep-alive clients", res.Connections)
+		}
+		if res.Bytes <= 0 || res.Bytes > res.Requests*4096 {
+			t.Errorf("counted %d bytes for %d requests of at most 4096", res.Bytes, res.Requests)
+		}
+		if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
+			t.Errorf("latencies p50 %v p99 %v max %v are not ordered", res.P50, res.P99, res.Max)
+		}
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for rg := range fs.ranges {
+			var a, b int64
+			if _, err := fmt.Sscanf(rg, "bytes=%d-%d", &a, &b); err != nil {
+				t.Fatalf("odd Range header %q", rg)
+			}
+			if !(a == 0 && b == 99) && (a%4096 != 0 || b-a+1 != 4096 || b >= 10*4096) {
+				t.Errorf("Range %q is not an aligned 4096-byte slot inside a file", rg)
+			}
+		}
 	})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run after cancel: err = %v, want context.Canceled", err)
-	}
-	if res.Errors != 0 {
-		t.Fatalf("%d errors against a correct server: %v (first: %s)", res.Errors, res.ErrorKinds, res.FirstError)
-	}
-	if res.Requests < 300-int64(res.Clients) || res.Requests > fs.served.Load() {
-		t.Errorf("counted %d requests; the server answered %d GETs", res.Requests, fs.served.Load())
-	}
-	if res.Connections != 4 {
-		t.Errorf("opened %d connections for 4 keep-alive clients", res.Connections)
-	}
-	if res.Bytes <= 0 || res.Bytes > res.Requests*4096 {
-		t.Errorf("counted %d bytes for %d requests of at most 4096", res.Bytes, res.Requests)
-	}
-	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
-		t.Errorf("latencies p50 %v p99 %v max %v are not ordered", res.P50, res.P99, res.Max)
-	}
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for rg := range fs.ranges {
-		var a, b int64
-		if _, err := fmt.Sscanf(rg, "bytes=%d-%d", &a, &b); err != nil {
-			t.Fatalf("odd Range header %q", rg)
+}
+
+func TestRunRedialsWhenTheServerClosesConnections(t *testing.T) {
+	clientKinds(t, func(t *testing.T, stdlib bool) {
+		fs, _ := newFileServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fs.stopAt = func(n int64) {
+			if n >= 50 {
+				cancel()
+			}
 		}
-		if !(a == 0 && b == 99) && (a%4096 != 0 || b-a+1 != 4096 || b >= 10*4096) {
-			t.Errorf("Range %q is not an aligned 4096-byte slot inside a file", rg)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			fs.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		res, _ := Run(ctx, Config{URLs: []string{srv.URL + "/b.webm"}, Clients: 2, Duration: time.Minute, RangeSize: 4096, Seed: 3, Stdlib: stdlib})
+		if res == nil || res.Errors != 0 || res.Requests < 40 {
+			t.Fatalf("against a server closing every connection: %+v", res)
 		}
-	}
+		if res.Connections < res.Requests {
+			t.Errorf("%d connections for %d requests on close-after-each-response connections", res.Connections, res.Requests)
+		}
+	})
 }
 
 func TestRunReportsServersThatGetRangesWrong(t *testing.T) {
@@ -147,41 +181,53 @@ func TestRunReportsServersThatGetRangesWrong(t *testing.T) {
 			r.Header.Set("Range", "bytes=0-4095")
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 		}, "content-range"},
+		"short body": {func(w http.ResponseWriter, r *http.Request) {
+			// The right head, then half the body and a closed connection.
+			var a, b int
+			fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b)
+			h := w.Header()
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, len(body)))
+			h.Set("Content-Length", fmt.Sprint(b-a+1))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[a : a+(b-a+1)/2])
+		}, "body"},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			var n atomic.Int64
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodHead {
-					w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-					return
+		clientKinds(t, func(t *testing.T, stdlib bool) {
+			t.Run(name, func(t *testing.T) {
+				var n atomic.Int64
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodHead {
+						w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+						return
+					}
+					if n.Add(1) >= 50 {
+						cancel()
+					}
+					tc.handler(w, r)
+				}))
+				defer srv.Close()
+				res, _ := Run(ctx, Config{URLs: []string{srv.URL + "/f"}, Clients: 2, Duration: time.Minute, RangeSize: 4096, Seed: 7, Stdlib: stdlib})
+				if res == nil {
+					t.Fatal("no result")
 				}
-				if n.Add(1) >= 50 {
-					cancel()
+				// Offset 0 is a correct answer for the wrong-offset server, so
+				// some requests may pass there; none may for the others.
+				if name != "wrong offset" && res.Requests != 0 {
+					t.Errorf("counted %d wrong answers as throughput", res.Requests)
 				}
-				tc.handler(w, r)
-			}))
-			defer srv.Close()
-			res, _ := Run(ctx, Config{URLs: []string{srv.URL + "/f"}, Clients: 2, Duration: time.Minute, RangeSize: 4096, Seed: 7})
-			if res == nil {
-				t.Fatal("no result")
-			}
-			// Offset 0 is a correct answer for the wrong-offset server, so
-			// some requests may pass there; none may for the others.
-			if name != "wrong offset" && res.Requests != 0 {
-				t.Errorf("counted %d wrong answers as throughput", res.Requests)
-			}
-			if res.Errors == 0 || res.ErrorKinds[tc.kind] != res.Errors {
-				t.Errorf("errors %d by kind %v, want all of kind %q", res.Errors, res.ErrorKinds, tc.kind)
-			}
-			if res.FirstError == "" {
-				t.Error("no error description")
-			}
-			if res.Bytes != res.Requests*4096 {
-				t.Errorf("bytes %d do not match %d verified requests", res.Bytes, res.Requests)
-			}
+				if res.Errors == 0 || res.ErrorKinds[tc.kind] != res.Errors {
+					t.Errorf("errors %d by kind %v, want all of kind %q", res.Errors, res.ErrorKinds, tc.kind)
+				}
+				if res.FirstError == "" {
+					t.Error("no error description")
+				}
+				if res.Bytes != res.Requests*4096 {
+					t.Errorf("bytes %d do not match %d verified requests", res.Bytes, res.Requests)
+				}
+			})
 		})
 	}
 }
@@ -311,5 +357,28 @@ func TestWriteMediaPackIsAValidPack(t *testing.T) {
 	raw2, _ := os.ReadFile(filepath.Join(again, pack.ManifestName))
 	if !bytes.Equal(raw, raw2) {
 		t.Error("the same seed wrote different packs")
+	}
+}
+
+func TestRunLearnsSizesFromARangeWhenHEADFails(t *testing.T) {
+	fs, _ := newFileServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs.stopAt = func(n int64) {
+		if n >= 20 {
+			cancel()
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			http.Error(w, "no HEAD here", http.StatusMethodNotAllowed)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	res, _ := Run(ctx, Config{URLs: []string{srv.URL + "/a.webm"}, Clients: 1, Duration: time.Minute, RangeSize: 4096, Seed: 4})
+	if res == nil || res.Errors != 0 || res.Requests < 10 {
+		t.Fatalf("against a server without HEAD: %+v", res)
 	}
 }

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# Outpost's benchmarks against the tools a box would otherwise use, all from
+# one run so the ratios compare figures taken minutes apart on one machine:
+#
+#   a. range serving: the portal's media route vs nginx (and a minimal Go
+#      http.ServeContent server, the net/http floor), 50 clients, 256 KiB
+#      ranges, server pinned to core 0, load generator to core 1;
+#   b. import hashing: `outpost content import` and its hashing path vs
+#      sha256sum and openssl over 1 GiB;
+#   c. cold start and memory with a 10,000-item catalog.
+#
+# Run it with `make bench` (which builds bin/outpost and installs nginx-light
+# first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
+# up its servers and files on exit, and takes four to five minutes.
+# docs/BENCHMARKS.md explains the figures and records a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CGO_ENABLED=0
+OUTPOST=$PWD/bin/outpost
+DURATION=${BENCH_DURATION:-10s} # per load-test run
+for tool in nginx taskset sha256sum openssl curl go; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run 'make bench'" >&2; exit 1; }
+done
+[ -x "$OUTPOST" ] || { echo "bench: $OUTPOST is missing; run 'make build'" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+  echo "bench: needs two cores (server on one, load generator on the other)" >&2
+  exit 1
+fi
+
+WORK=$(mktemp -d /tmp/outpost-bench.XXXXXX)
+# nginx's workers drop root privileges and must read the files.
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+T0=$(date +%s)
+section() { printf '\n== %s (at %ds)\n' "$1" $(($(date +%s) - T0)); }
+now() { date +%s.%N; }
+# jget FILE KEY: a number from loadtest's --json output.
+jget() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1" | head -1; }
+# ticks PID: CPU time (user+system, in clock ticks) a process has used.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# waitup URL: until it answers (bounded: 10 s).
+waitup() {
+  local i
+  for i in $(seq 100); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 did not come up" >&2
+  return 1
+}
+warm() { find "$@" -type f -exec cat {} + >/dev/null; }
+# quiet LOG CMD...: run CMD with its output in LOG, shown only if it fails.
+quiet() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 || { echo "bench: failed: $*" >&2; cat "$log" >&2; exit 1; }
+}
+
+echo "Outpost benchmarks"
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15-min load average at start; other work on the machine skews every figure)"
+echo "tools:   $("$OUTPOST" --version), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | sed 's/.*: //'), $(openssl version | cut -d' ' -f1-2), $(sha256sum --version | head -1)"
+
+go build -trimpath -o "$WORK/benchtool" ./scripts/benchtool
+BT=$WORK/benchtool
+
+###############################################################################
+section "a. range serving"
+A=$WORK/range
+mkdir -p "$A/nginx"
+"$BT" mediapack "$A/pack" bench-media 6 $((32 << 20)) >"$A/files.txt"
+quiet "$A/import.log" "$OUTPOST" content import --data "$A/data" "$A/pack"
+warm "$A/pack" "$A/data/store/objects"
+
+NGINX_PORT=$("$BT" freeport)
+cat >"$A/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $A/nginx/nginx.pid;
+error_log $A/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  # As many requests per connection as the Go servers allow (nginx's
+  # default closes a connection after 1000).
+  keepalive_requests 1000000;
+  client_body_temp_path $A/nginx/body;
+  proxy_temp_path $A/nginx/proxy;
+  fastcgi_temp_path $A/nginx/fastcgi;
+  uwsgi_temp_path $A/nginx/uwsgi;
+  scgi_temp_path $A/nginx/scgi;
+  types { video/webm webm; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $A/pack;
+  }
+}
+EOF
+taskset -c 0 nginx -p "$A/nginx" -e "$A/nginx/error.log" -c "$A/nginx/nginx.conf" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+
+OUTPOST_PORT=$("$BT" freeport)
+taskset -c 0 "$OUTPOST" serve --data "$A/data" --listen "127.0.0.1:$OUTPOST_PORT" 2>"$A/outpost.log" &
+OUTPOST_PID=$!
+PIDS+=("$OUTPOST_PID")
+
+FLOOR_PORT=$("$BT" freeport)
+taskset -c 0 "$BT" fileserver "$A/pack" "127.0.0.1:$FLOOR_PORT" &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+
+NGINX_URLS=() OUTPOST_URLS=() FLOOR_URLS=()
+while read -r path item; do
+  NGINX_URLS+=("http://127.0.0.1:$NGINX_PORT/$path")
+  FLOOR_URLS+=("http://127.0.0.1:$FLOOR_PORT/$path")
+  OUTPOST_URLS+=("http://127.0.0.1:$OUTPOST_PORT/m/bench-media/$item")
+done <"$A/files.txt"
+waitup "${NGINX_URLS[0]}"
+waitup "${OUTPOST_URLS[0]}"
+waitup "${FLOOR_URLS[0]}"
+# The worker, not the master, serves; its CPU time is the server's.
+NGINX_WORKER=$(cut -d' ' -f1 "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null || true)
+[ -n "$NGINX_WORKER" ] || NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+
+# run_load NAME ROUND PID URL...: one load test, its JSON kept as NAME-ROUND.json
+# and the server's CPU seconds during it as NAME-ROUND.cpu.
+run_load() {
+  local name=$1 round=$2 pid=$3
+  shift 3
+  local t0 t1
+  t0=$(ticks "$pid")
+  # A run with errors still reports; the table shows them.
+  taskset -c 1 "$OUTPOST" loadtest --clients 50 --duration "$DURATION" --range 262144 --seed "$round" --json "$@" \
+    >"$A/$name-$round.json" 2>"$A/$name-$round.err" || true
+  t1=$(ticks "$pid")
+  awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$A/$name-$round.cpu"
+  if [ ! -s "$A/$name-$round.json" ]; then
+    echo "bench: loadtest against $name failed:" >&2
+    cat "$A/$name-$round.err" >&2
+    exit 1
+  fi
+}
+# Alternating, so drift in the machine's other load hits every server alike.
+for round in 1 2; do
+  run_load nginx "$round" "$NGINX_WORKER" "${NGINX_URLS[@]}"
+  run_load floor "$round" "$FLOOR_PID" "${FLOOR_URLS[@]}"
+  run_load outpost "$round" "$OUTPOST_PID" "${OUTPOST_URLS[@]}"
+done
+for p in "$NGINX_PID" "$OUTPOST_PID" "$FLOOR_PID"; do kill -TERM "$p" 2>/dev/null || true; done
+
+printf '\n50 clients, 256 KiB ranges at random aligned offsets of 6 x 32 MiB files, %s per run;\n' "$DURATION"
+printf 'server pinned to core 0, load generator (outpost loadtest, raw client) to core 1.\n\n'
+printf '| run | server | req/s | MB/s | p50 ms | p99 ms | errors | server CPU | client CPU | req/s vs nginx |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+declare -A RPS
+for round in 1 2; do
+  for name in nginx floor outpost; do
+    f=$A/$name-$round.json
+    rps=$(jget "$f" requests_per_second)
+    secs=$(jget "$f" seconds)
+    RPS[$name-$round]=$rps
+    label=$name
+    [ "$name" = floor ] && label="Go ServeContent (floor)"
+    awk -v r="$round" -v l="$label" -v rps="$rps" -v mbs="$(jget "$f" mb_per_second)" \
+      -v p50="$(jget "$f" p50_ms)" -v p99="$(jget "$f" p99_ms)" -v e="$(jget "$f" errors)" \
+      -v scpu="$(cat "$A/$name-$round.cpu")" -v ccpu="$(jget "$f" client_cpu_seconds)" -v s="$secs" \
+      -v base="${RPS[nginx-$round]}" \
+      'BEGIN { printf "| %d | %s | %.0f | %.0f | %.2f | %.2f | %d | %.0f%% | %.0f%% | %.2fx |\n", r, l, rps, mbs, p50, p99, e, 100*scpu/s, 100*ccpu/s, rps/base }'
+  done
+done
+RANGE_RATIO=$(awk -v o1="${RPS[outpost-1]}" -v o2="${RPS[outpost-2]}" -v n1="${RPS[nginx-1]}" -v n2="${RPS[nginx-2]}" \
+  'BEGIN { printf "%.2f", (o1/n1 + o2/n2) / 2 }')
+FLOOR_RATIO=$(awk -v o1="${RPS[floor-1]}" -v o2="${RPS[floor-2]}" -v n1="${RPS[nginx-1]}" -v n2="${RPS[nginx-2]}" \
+  'BEGIN { printf "%.2f", (o1/n1 + o2/n2) / 2 }')
+echo
+echo "outpost/nginx: ${RANGE_RATIO}x (mean of both rounds); Go ServeContent floor/nginx: ${FLOOR_RATIO}x"
+awk -v r="$RANGE_RATIO" 'BEGIN { exit !(r >= 0.8) }' && echo "goal >= 0.8x: MET" || echo "goal >= 0.8x: MISSED"
+rm -rf "$A/pack" "$A/data" # 384 MiB the next sections' page cache can use
+
+###############################################################################
+section "b. import hashing"
+B=$WORK/hash
+mkdir -p "$B"
+"$BT" mediapack "$B/pack" bench-hash 8 $((128 << 20)) >"$B/files.txt"
+FILES=()
+while read -r path _; do FILES+=("$B/pack/$path"); done <"$B/files.txt"
+BYTES=$((8 * (128 << 20)))
+warm "$B/pack"
+# timed NAME CMD...: wall seconds of CMD into $B/NAME.s
+timed() {
+  local name=$1 t0 t1
+  shift
+  t0=$(now)
+  quiet "$B/$name.log" "$@"
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >"$B/$name.s"
+}
+timed sha256sum sha256sum "${FILES[@]}"
+timed openssl openssl dgst -sha256 "${FILES[@]}"
+timed import "$OUTPOST" content import --data "$B/data" "$B/pack"
+# The hashing path alone, in-process, with its parts for attribution. Built
+# with -trimpath like bin/outpost so it reuses make build's compiled packages.
+go test -trimpath -run '^$' -bench '^Benchmark(HashCopy|SHA256|BlockHashes|BlockHashesStrongOnly)$' \
+  -benchtime 10x ./content/blockstore/ >"$B/gobench.txt"
+gomb() { awk -v b="Benchmark$1-" 'index($1, b) == 1 { for (i = 1; i < NF; i++) if ($(i+1) == "MB/s") print $i }' "$B/gobench.txt"; }
+mbs() { awk -v s="$(cat "$B/$1.s")" -v n="$BYTES" 'BEGIN { printf "%.0f", n / s / 1e6 }'; }
+SHA=$(mbs sha256sum) OSSL=$(mbs openssl) IMP=$(mbs import) HC=$(gomb HashCopy)
+
+printf '\n8 x 128 MiB random files (1 GiB), page cache warm; MB = 10^6 bytes.\n\n'
+printf '| what | MB/s | vs sha256sum | vs openssl |\n|---|---:|---:|---:|\n'
+row() { awk -v l="$1" -v v="$2" -v s="$SHA" -v o="$OSSL" 'BEGIN { printf "| %s | %.0f | %.2fx | %.2fx |\n", l, v, v/s, v/o }'; }
+row "sha256sum (coreutils, one file after another)" "$SHA"
+row "openssl dgst -sha256 (SHA-NI)" "$OSSL"
+row "outpost content import (hash + copy + fsync into the store)" "$IMP"
+row "outpost hashing path: BenchmarkHashCopy (SHA-256 + block map, to io.Discard)" "$HC"
+row "  part: crypto/sha256 alone (BenchmarkSHA256)" "$(gomb SHA256)"
+row "  part: syncthing block hashes with adler32 (BenchmarkBlockHashes)" "$(gomb BlockHashes)"
+row "  part: block hashes without adler32 (BenchmarkBlockHashesStrongOnly)" "$(gomb BlockHashesStrongOnly)"
+echo
+awk -v h="$HC" -v s="$SHA" 'BEGIN { exit !(h >= 0.9 * s) }' && echo "goal hashing >= 0.9x sha256sum: MET" || echo "goal hashing >= 0.9x sha256sum: MISSED"
+awk -v h="$IMP" -v s="$SHA" 'BEGIN { exit !(h >= 0.9 * s) }' && echo "full import >= 0.9x sha256sum: yes" || echo "full import >= 0.9x sha256sum: no"
+rm -rf "$B"
+
+###############################################################################
+section "c. cold start and memory, 10,000 items"
+C=$WORK/catalog
+mkdir -p "$C"
+"$BT" catalogpack "$C/pack" bench-10k 10000
+t0=$(now)
+quiet "$C/import.log" "$OUTPOST" content import --data "$C/data" "$C/pack"
+IMPORT_S=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+"$BT" coldstart -bin "$OUTPOST" -data "$C/data" -pack "$C/pack" -runs 3 -clients 4 \
+  -pages 200 -total-pages 1000 -settle 5s >"$C/coldstart.txt"
+cs() { awk -v k="$1" '$1 == k { print $2 }' "$C/coldstart.txt"; }
+mib() { awk -v k="$(cs "$1")" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+printf '\nOne course of 10,000 items (samplecourse.WriteLarge), imported in %s s.\n' "$IMPORT_S"
+printf 'Start: exec of outpost serve to the first 200 of / (poll every %s ms: resolution ~1 ms + one request); 3 starts: %s ms.\n' "$(cs poll_ms)" "$(cs start_ms)"
+printf 'Page views: 4 concurrent clients cycling home, search, course page (all 10,000 items), item page.\n'
+printf 'RSS read once the process used no CPU for 0.5 s ("idle"), and again %s s later ("settled").\n\n' "$(cs settle_s)"
+printf '| measure | outpost | goal | kiwix-serve reference |\n|---|---:|---:|---:|\n'
+printf '| first page after exec (median of 3) | %s ms | < 1000 ms | 49 ms |\n' "$(cs start_ms_median)"
+printf '| RSS idle after the first page | %s MiB | | 36 MiB |\n' "$(mib rss_first_kib)"
+printf '| RSS idle after 200 page views | %s MiB (settled %s) | < 60 MB (57.2 MiB) | |\n' "$(mib rss_200_kib)" "$(mib rss_200_settled_kib)"
+printf '| RSS idle after 1,000 page views | %s MiB (settled %s) | | 117 MiB |\n' "$(mib rss_1000_kib)" "$(mib rss_1000_settled_kib)"
+printf '| peak RSS (VmHWM) | %s MiB | | |\n' "$(mib hwm_kib)"
+printf '| page latency p50 / p99, first 200 views | %s / %s ms | | |\n' "$(cs pages_200_p50_ms)" "$(cs pages_200_p99_ms)"
+printf '| page latency p50 / p99, next 800 views | %s / %s ms | | |\n' "$(cs pages_1000_p50_ms)" "$(cs pages_1000_p99_ms)"
+echo
+awk -v s="$(cs start_ms_median)" 'BEGIN { exit !(s < 1000) }' && echo "goal start < 1 s: MET" || echo "goal start < 1 s: MISSED"
+awk -v k="$(cs rss_200_kib)" 'BEGIN { exit !(k * 1024 < 60e6) }' && echo "goal RSS < 60 MB after 200 views: MET" || echo "goal RSS < 60 MB after 200 views: MISSED"
+
+section "done"
