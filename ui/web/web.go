@@ -76,6 +76,7 @@ type server struct {
 	views   *views
 	assets  *assets
 	zips    *zipCache
+	items   *itemCache
 	mux     *http.ServeMux
 }
 
@@ -105,7 +106,7 @@ func New(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	s := &server{courses: o.Courses, objects: o.Objects, log: log, tr: tr, views: v, assets: a, zips: newZipCache(zipCacheEntries, zipCacheMembers)}
+	s := &server{courses: o.Courses, objects: o.Objects, log: log, tr: tr, views: v, assets: a, zips: newZipCache(zipCacheEntries, zipCacheMembers), items: newItemCache(o.Courses)}
 
 	mux := http.NewServeMux()
 	s.mux = mux
