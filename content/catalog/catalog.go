@@ -72,7 +72,8 @@ type Item struct {
 	// TextPath is the pack path of the item's transcript (text_file), or
 	// empty; a .vtt one doubles as captions.
 	TextPath string
-	Lesson   int
+	Lesson   int // index of its lesson in the course
+	Index    int // position within its lesson
 }
 
 // Version identifies a course version and says whether a commit changed it.

@@ -87,8 +87,76 @@ func scanCourse(r scanner) (*Course, error) {
 	return &co, nil
 }
 
-// Course returns the visible version of a course with its lessons and items.
+// Course returns the visible version of a course with all its lessons and
+// items. Pages use CourseWindow and ItemContext, which stay cheap for a
+// course of 10,000 items.
 func (c *Catalog) Course(ctx context.Context, id string) (*Course, error) {
+	return c.CourseWindow(ctx, id, 0, -1)
+}
+
+// CourseWindow returns a course with the items at positions [offset,
+// offset+limit) in lesson order (limit < 0: all), grouped under their
+// lessons; lessons outside the window are left out. Lesson.Index keeps each
+// lesson's place in the whole course.
+func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int) (*Course, error) {
+	co, err := c.courseSummary(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	irows, err := c.db.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? ORDER BY lesson_idx, idx LIMIT ? OFFSET ?`,
+		co.ID, co.Version, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("read items of %s: %w", id, err)
+	}
+	var items []*Item
+	for irows.Next() {
+		it, err := scanItem(irows)
+		if err != nil {
+			irows.Close()
+			return nil, fmt.Errorf("read items of %s: %w", id, err)
+		}
+		items = append(items, it)
+	}
+	irows.Close()
+	if err := irows.Err(); err != nil {
+		return nil, fmt.Errorf("read items of %s: %w", id, err)
+	}
+	// Lessons of the window, plus (for a full listing) empty lessons too.
+	q := `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ?`
+	args := []any{co.ID, co.Version}
+	if limit >= 0 {
+		if len(items) == 0 {
+			return co, nil
+		}
+		q += ` AND idx BETWEEN ? AND ?`
+		args = append(args, items[0].Lesson, items[len(items)-1].Lesson)
+	}
+	lrows, err := c.db.QueryContext(ctx, q+` ORDER BY idx`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
+	}
+	defer lrows.Close()
+	at := map[int]int{} // lesson idx → position in co.Lessons
+	for lrows.Next() {
+		var l Lesson
+		if err := lrows.Scan(&l.Index, &l.ID, &l.Title); err != nil {
+			return nil, fmt.Errorf("read lessons of %s: %w", id, err)
+		}
+		at[l.Index] = len(co.Lessons)
+		co.Lessons = append(co.Lessons, l)
+	}
+	if err := lrows.Err(); err != nil {
+		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
+	}
+	for _, it := range items {
+		if i, ok := at[it.Lesson]; ok {
+			co.Lessons[i].Items = append(co.Lessons[i].Items, *it)
+		}
+	}
+	return co, nil
+}
+
+func (c *Catalog) courseSummary(ctx context.Context, id string) (*Course, error) {
 	row := c.db.QueryRowContext(ctx, `SELECT v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at,
 		(SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version),
 		(SELECT coalesce(sum(size), 0) FROM version_files vf WHERE vf.course_id = v.course_id AND vf.version = v.version) `+visibleCourse+` WHERE c.id = ?`, id)
@@ -99,42 +167,63 @@ func (c *Catalog) Course(ctx context.Context, id string) (*Course, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read course %s: %w", id, err)
 	}
-	lrows, err := c.db.QueryContext(ctx, `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? ORDER BY idx`, co.ID, co.Version)
-	if err != nil {
-		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
-	}
-	for lrows.Next() {
-		var l Lesson
-		if err := lrows.Scan(&l.Index, &l.ID, &l.Title); err != nil {
-			lrows.Close()
-			return nil, fmt.Errorf("read lessons of %s: %w", id, err)
-		}
-		co.Lessons = append(co.Lessons, l)
-	}
-	lrows.Close()
-	irows, err := c.db.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? ORDER BY lesson_idx, idx`, co.ID, co.Version)
-	if err != nil {
-		return nil, fmt.Errorf("read items of %s: %w", id, err)
-	}
-	defer irows.Close()
-	for irows.Next() {
-		it, err := scanItem(irows)
-		if err != nil {
-			return nil, fmt.Errorf("read items of %s: %w", id, err)
-		}
-		if it.Lesson >= 0 && it.Lesson < len(co.Lessons) {
-			co.Lessons[it.Lesson].Items = append(co.Lessons[it.Lesson].Items, *it)
-		}
-	}
-	return co, irows.Err()
+	return co, nil
 }
 
-const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, text_path, lesson_idx`
+// ItemContext is what an item page shows: its course (without lessons), its
+// lesson (without items), the item and its neighbours in lesson order.
+type ItemContext struct {
+	Course     *Course
+	Lesson     Lesson
+	Item       Item
+	Prev, Next *Item
+}
+
+// ItemContext looks up one item and its surroundings with a handful of
+// indexed queries, whatever the size of the course.
+func (c *Catalog) ItemContext(ctx context.Context, courseID, itemID string) (*ItemContext, error) {
+	co, err := c.courseSummary(ctx, courseID)
+	if err != nil {
+		return nil, err
+	}
+	row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? AND item_id = ?`, co.ID, co.Version, itemID)
+	it, err := scanItem(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read item %s/%s: %w", courseID, itemID, err)
+	}
+	ic := &ItemContext{Course: co, Item: *it}
+	err = c.db.QueryRowContext(ctx, `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx = ?`,
+		co.ID, co.Version, it.Lesson).Scan(&ic.Lesson.Index, &ic.Lesson.ID, &ic.Lesson.Title)
+	if err != nil {
+		return nil, fmt.Errorf("read lesson of %s/%s: %w", courseID, itemID, err)
+	}
+	neighbour := func(cond, order string) (*Item, error) {
+		row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? AND `+cond+` ORDER BY `+order+` LIMIT 1`,
+			co.ID, co.Version, it.Lesson, it.Lesson, it.Index)
+		n, err := scanItem(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		return n, err
+	}
+	if ic.Prev, err = neighbour(`(lesson_idx < ? OR (lesson_idx = ? AND idx < ?))`, `lesson_idx DESC, idx DESC`); err != nil {
+		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
+	}
+	if ic.Next, err = neighbour(`(lesson_idx > ? OR (lesson_idx = ? AND idx > ?))`, `lesson_idx, idx`); err != nil {
+		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
+	}
+	return ic, nil
+}
+
+const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, text_path, lesson_idx, idx`
 
 func scanItem(r scanner) (*Item, error) {
 	var it Item
 	var kind string
-	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson); err != nil {
+	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson, &it.Index); err != nil {
 		return nil, err
 	}
 	it.Kind = pack.Kind(kind)

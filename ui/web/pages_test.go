@@ -282,14 +282,15 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
-// failingCourses breaks Course for one id, as a damaged database would.
+// failingCourses breaks the course lookup for one id, as a damaged
+// database would.
 type failingCourses struct{ *catalog.Catalog }
 
-func (f failingCourses) Course(ctx context.Context, id string) (*catalog.Course, error) {
+func (f failingCourses) CourseWindow(ctx context.Context, id string, offset, limit int) (*catalog.Course, error) {
 	if id == "boom" {
 		return nil, errors.New("disk I/O error (the cause)")
 	}
-	return f.Catalog.Course(ctx, id)
+	return f.Catalog.CourseWindow(ctx, id, offset, limit)
 }
 
 func TestServerError(t *testing.T) {

@@ -39,7 +39,8 @@ import (
 // *catalog.Catalog satisfies it.
 type Courses interface {
 	Courses(ctx context.Context, f catalog.Filter) ([]catalog.Course, error)
-	Course(ctx context.Context, id string) (*catalog.Course, error)
+	CourseWindow(ctx context.Context, id string, offset, limit int) (*catalog.Course, error)
+	ItemContext(ctx context.Context, courseID, itemID string) (*catalog.ItemContext, error)
 	Item(ctx context.Context, courseID, itemID string) (*catalog.Item, error)
 	File(ctx context.Context, courseID, path string) (sha string, size int64, err error)
 	Search(ctx context.Context, q string, f catalog.Filter) ([]catalog.Hit, error)
