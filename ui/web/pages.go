@@ -14,11 +14,11 @@ import (
 )
 
 const (
-	homePageSize   = 120
+	homePageSize = 120
 	// coursePageItems bounds a course page: a 10,000-item course rendered
 	// whole was 2.6 MB of HTML and most of the portal's memory peak.
 	coursePageItems = 200
-	searchPageSize = 30
+	searchPageSize  = 30
 	// maxInlineText bounds a plain-text document shown inside the item page:
 	// enough for any reading, and a page a cheap phone can still render.
 	maxInlineText = 256 << 10
