@@ -26,6 +26,7 @@ func (b *bar) Total(n int64) {
 		progressbar.OptionSetWriter(b.w),
 		progressbar.OptionSetDescription(b.label),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionSetWidth(30),
