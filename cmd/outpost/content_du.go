@@ -1,12 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentDuCmd(g *globals) *cobra.Command {
@@ -15,20 +16,13 @@ func newContentDuCmd(g *globals) *cobra.Command {
 		Use:   "du",
 		Short: "Show space used by each course, in total, free, and the quota",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
 			u, err := node.Library.Usage(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(u)
+				return g.printJSON(u)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COURSE\tVERSION\tSIZE\tTITLE")
@@ -43,7 +37,7 @@ func newContentDuCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "\nstored: %s (files shared between courses count once)\nfree:   %s\nquota:  %s\n",
 				humanize.IBytes(uint64(u.StoredBytes)), humanize.IBytes(uint64(max(u.FreeBytes, 0))), quota)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

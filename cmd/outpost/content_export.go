@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentExportCmd(g *globals) *cobra.Command {
@@ -12,20 +14,15 @@ func newContentExportCmd(g *globals) *cobra.Command {
 		Short:   "Write a course as a pack: OUT ending in .tar.zst, .tar or .zip, else a folder",
 		Example: `  outpost content export sample-water-cycle /media/usb/water-cycle.tar.zst`,
 		Args:    cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
 			b := newBar(g.stderr, "exporting")
-			err = node.Library.Export(cmd.Context(), args[0], args[1], b)
+			err := node.Library.Export(cmd.Context(), args[0], args[1], b)
 			b.finish()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "exported %s to %s\n", args[0], args[1])
 			return nil
-		},
+		}),
 	}
 }

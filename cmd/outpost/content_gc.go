@@ -5,6 +5,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentGCCmd(g *globals) *cobra.Command {
@@ -12,12 +14,7 @@ func newContentGCCmd(g *globals) *cobra.Command {
 		Use:   "gc",
 		Short: "Delete files no course needs, and leftovers of interrupted imports",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
 			res, err := node.Library.GC(cmd.Context())
 			if err != nil {
 				return err
@@ -25,6 +22,6 @@ func newContentGCCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "removed %d unreferenced files (%s) and %d leftovers of interrupted imports (%s)\n",
 				res.Objects, humanize.IBytes(uint64(res.ObjectBytes)), res.Leftovers, humanize.IBytes(uint64(res.LeftoverByte)))
 			return nil
-		},
+		}),
 	}
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentImportCmd(g *globals) *cobra.Command {
@@ -19,12 +21,7 @@ fault, and nothing of it appears on the portal. Importing a newer version of
 a course switches to it atomically once complete.`,
 		Example: `  outpost content import --data /var/lib/outpost /media/usb/fractions.tar.zst`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
 			for _, p := range args {
 				b := newBar(g.stderr, "importing")
 				res, err := node.Library.Import(cmd.Context(), p, b)
@@ -42,6 +39,6 @@ a course switches to it atomically once complete.`,
 				}
 			}
 			return nil
-		},
+		}),
 	}
 }

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 
 	"outpost/content/catalog"
 )
@@ -19,12 +20,7 @@ func newContentLsCmd(g *globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List the courses on this node",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
 			f.Limit = 1000
 			cs, err := node.Catalog.Courses(cmd.Context(), f)
 			if err != nil {
@@ -45,9 +41,7 @@ func newContentLsCmd(g *globals) *cobra.Command {
 				for _, c := range cs {
 					rows = append(rows, row{c.ID, c.Version, c.Title, c.Language, c.Subjects, c.ItemCount, c.Bytes, c.Description})
 				}
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return g.printJSON(rows)
 			}
 			if len(cs) == 0 {
 				fmt.Fprintln(g.stdout, "No courses yet. Import one with: outpost content import --data DIR PACK")
@@ -59,7 +53,7 @@ func newContentLsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Version, c.Language, strings.Join(c.Subjects, ","), c.ItemCount, humanize.IBytes(uint64(c.Bytes)), c.Title)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVar(&f.Language, "lang", "", "only courses in this language")

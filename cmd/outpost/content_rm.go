@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentRmCmd(g *globals) *cobra.Command {
@@ -11,12 +13,7 @@ func newContentRmCmd(g *globals) *cobra.Command {
 		Use:   "rm ID...",
 		Short: "Remove courses from the portal (run gc to reclaim their space)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
 			for _, id := range args {
 				if err := node.Catalog.Remove(cmd.Context(), id); err != nil {
 					return err
@@ -24,6 +21,6 @@ func newContentRmCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "removed %s; run `outpost content gc` to reclaim its space\n", id)
 			}
 			return nil
-		},
+		}),
 	}
 }

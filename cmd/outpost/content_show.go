@@ -6,6 +6,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentShowCmd(g *globals) *cobra.Command {
@@ -13,12 +15,7 @@ func newContentShowCmd(g *globals) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show a course's lessons and items",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
 			c, err := node.Catalog.Course(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("%w; list courses with `outpost content ls`", err)
@@ -37,6 +34,6 @@ func newContentShowCmd(g *globals) *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 }

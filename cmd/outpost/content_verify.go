@@ -6,6 +6,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 )
 
 func newContentVerifyCmd(g *globals) *cobra.Command {
@@ -17,12 +19,7 @@ its hash (a failing SD card, a bad write) is moved to the store's quarantine
 folder and no longer served; the courses that need it are listed so they can
 be imported again. Exits non-zero when anything is wrong.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
 			b := newBar(g.stderr, "verifying")
 			rep, err := node.Library.Verify(cmd.Context(), b.Total, b.Add)
 			b.finish()
@@ -43,6 +40,6 @@ be imported again. Exits non-zero when anything is wrong.`,
 			}
 			fmt.Fprintln(g.stdout, "all files are intact")
 			return nil
-		},
+		}),
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -67,6 +68,26 @@ func defaultDataDir() string {
 
 func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// withNode adapts an administration verb's body to cobra: it opens the node
+// in --data, runs fn, and closes the node whatever fn returned.
+func (g *globals) withNode(fn func(cmd *cobra.Command, node *appliance.Node, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		node, err := g.openNode(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		return fn(cmd, node, args)
+	}
+}
+
+// printJSON writes v to stdout indented, for --json output.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // openNode opens the node in --data for an administration verb.

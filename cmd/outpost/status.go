@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"outpost/appliance"
 
 	"outpost/appliance/database"
 )
@@ -16,12 +17,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Print the node's device ID, schema version and content summary",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, err := g.openNode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer node.Close()
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
 			u, err := node.Library.Usage(cmd.Context())
 			if err != nil {
 				return err
@@ -35,15 +31,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 				FreeBytes   int64  `json:"free_bytes"`
 			}{node.Identity.DeviceID.String(), g.data, database.SchemaVersion(), len(u.Courses), u.StoredBytes, u.FreeBytes}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return g.printJSON(st)
 			}
 			fmt.Fprintf(g.stdout, "Device ID:  %s\n", st.DeviceID)
 			fmt.Fprintf(g.stdout, "Data:       %s (schema %d)\n", st.DataDir, st.Schema)
 			fmt.Fprintf(g.stdout, "Courses:    %d, %s stored, %s free\n", st.Courses, humanize.IBytes(uint64(st.StoredBytes)), humanize.IBytes(uint64(max(st.FreeBytes, 0))))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
