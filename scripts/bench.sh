@@ -8,6 +8,7 @@
 #   b. import hashing: `outpost content import` and its hashing path vs
 #      sha256sum and openssl over 1 GiB;
 #   c. cold start and memory with a 10,000-item catalog.
+# BENCH_ONLY=a runs section a alone; BENCH_DURATION sets each load run's length.
 #
 # Run it with `make bench` (which builds bin/outpost and installs nginx-light
 # first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
@@ -190,6 +191,8 @@ echo
 echo "outpost/nginx: ${RANGE_RATIO}x (mean of both rounds); Go ServeContent floor/nginx: ${FLOOR_RATIO}x"
 awk -v r="$RANGE_RATIO" 'BEGIN { exit !(r >= 0.8) }' && echo "goal >= 0.8x: MET" || echo "goal >= 0.8x: MISSED"
 rm -rf "$A/pack" "$A/data" # 384 MiB the next sections' page cache can use
+# BENCH_ONLY=a stops here: for iterating on the serving path alone.
+if [ "${BENCH_ONLY:-}" = a ]; then section "done"; exit 0; fi
 
 ###############################################################################
 section "b. import hashing"
