@@ -13,7 +13,7 @@ import (
 	"github.com/syncthing/syncthing/lib/protocol"
 	"github.com/syncthing/syncthing/lib/scanner"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 )
 
 // benchSize is one large media file's worth: enough for the 128 KiB-block
@@ -92,11 +92,7 @@ func BenchmarkPut(b *testing.B) {
 	buf := benchData(b)
 	ctx := context.Background()
 	dir := b.TempDir()
-	db, err := database.Open(ctx, filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := databasetest.Open(b)
 	s, err := Open(filepath.Join(dir, "store"), db)
 	if err != nil {
 		b.Fatal(err)

@@ -13,18 +13,14 @@ import (
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/content/blockstore"
 )
 
 func newStore(t *testing.T) *blockstore.Store {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := database.Open(context.Background(), filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := databasetest.Open(t)
 	s, err := blockstore.Open(filepath.Join(dir, "store"), db)
 	if err != nil {
 		t.Fatal(err)

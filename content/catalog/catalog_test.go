@@ -4,20 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"path/filepath"
 	"testing"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/content/pack"
 )
 
 func sampleCatalog(t testing.TB) *Catalog {
 	t.Helper()
-	db, err := database.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := databasetest.Open(t)
 	c := New(db)
 	sum := sha256.Sum256([]byte("x"))
 	h := hex.EncodeToString(sum[:])

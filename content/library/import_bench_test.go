@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/appliance/loadgen"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
@@ -17,11 +17,7 @@ import (
 func benchLibrary(b *testing.B) *library.Library {
 	b.Helper()
 	dir := b.TempDir()
-	db, err := database.Open(context.Background(), filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
+	db := databasetest.Open(b)
 	st, err := blockstore.Open(filepath.Join(dir, "store"), db)
 	if err != nil {
 		b.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
 	"outpost/content/library"
@@ -23,11 +23,7 @@ import (
 func newLibrary(t *testing.T) *library.Library {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := database.Open(context.Background(), filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := databasetest.Open(t)
 	st, err := blockstore.Open(filepath.Join(dir, "store"), db)
 	if err != nil {
 		t.Fatal(err)

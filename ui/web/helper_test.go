@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
 	"outpost/content/pack"
@@ -38,13 +38,8 @@ type envOption func(*Options)
 
 func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	sqlDB, err := database.Open(ctx, filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB.Close() })
+	sqlDB := databasetest.Open(t)
 	store, err := blockstore.Open(filepath.Join(dir, "store"), sqlDB)
 	if err != nil {
 		t.Fatal(err)

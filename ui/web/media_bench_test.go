@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"outpost/appliance/database"
+	"outpost/appliance/database/databasetest"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
 	"outpost/content/pack"
@@ -31,11 +31,7 @@ func (d *discardWriter) WriteHeader(int)             {}
 func BenchmarkMediaRange(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	db, err := database.Open(ctx, filepath.Join(dir, "outpost.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := databasetest.Open(b)
 	store, err := blockstore.Open(filepath.Join(dir, "store"), db)
 	if err != nil {
 		b.Fatal(err)
