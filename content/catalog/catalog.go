@@ -94,8 +94,23 @@ func ManifestSum(raw []byte) string {
 // whether with the same manifest. Importers call it before copying any file
 // so a conflicting pack fails fast.
 func (c *Catalog) Existing(ctx context.Context, id string, version int64, manifestSum string) (exists bool, err error) {
+	return existing(ctx, c.db, id, version, manifestSum)
+}
+
+// CurrentVersion returns the visible version of a course, or 0.
+func (c *Catalog) CurrentVersion(ctx context.Context, id string) (int64, error) {
+	return currentVersion(ctx, c.db, id)
+}
+
+// queryRower is what *sql.DB and *sql.Tx share, so the checks below run the
+// same outside a transaction (to fail fast) and inside Commit's (to decide).
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func existing(ctx context.Context, q queryRower, id string, version int64, manifestSum string) (bool, error) {
 	var sum string
-	err = c.db.QueryRowContext(ctx, `SELECT manifest_sha256 FROM course_versions WHERE course_id = ? AND version = ?`, id, version).Scan(&sum)
+	err := q.QueryRowContext(ctx, `SELECT manifest_sha256 FROM course_versions WHERE course_id = ? AND version = ?`, id, version).Scan(&sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -108,10 +123,9 @@ func (c *Catalog) Existing(ctx context.Context, id string, version int64, manife
 	return true, nil
 }
 
-// CurrentVersion returns the visible version of a course, or 0.
-func (c *Catalog) CurrentVersion(ctx context.Context, id string) (int64, error) {
+func currentVersion(ctx context.Context, q queryRower, id string) (int64, error) {
 	var v int64
-	err := c.db.QueryRowContext(ctx, `SELECT current_version FROM courses WHERE id = ?`, id).Scan(&v)
+	err := q.QueryRowContext(ctx, `SELECT current_version FROM courses WHERE id = ?`, id).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -137,21 +151,17 @@ func (c *Catalog) Commit(ctx context.Context, m *pack.Manifest, rawManifest []by
 	}
 	defer tx.Rollback()
 
-	var have string
-	err = tx.QueryRowContext(ctx, `SELECT manifest_sha256 FROM course_versions WHERE course_id = ? AND version = ?`, m.ID, m.Version).Scan(&have)
-	switch {
-	case err == nil && have == sum:
+	exists, err := existing(ctx, tx, m.ID, m.Version, sum)
+	if err != nil {
+		return v, fmt.Errorf("commit: %w", err)
+	}
+	if exists {
 		v.Existed = true
 		return v, nil
-	case err == nil:
-		return v, fmt.Errorf("commit course %s version %d: %w; publish the changed pack with a higher version", m.ID, m.Version, ErrConflict)
-	case !errors.Is(err, sql.ErrNoRows):
-		return v, fmt.Errorf("commit course %s: %w", m.ID, err)
 	}
-	var current int64
-	err = tx.QueryRowContext(ctx, `SELECT current_version FROM courses WHERE id = ?`, m.ID).Scan(&current)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return v, fmt.Errorf("commit course %s: %w", m.ID, err)
+	current, err := currentVersion(ctx, tx, m.ID)
+	if err != nil {
+		return v, fmt.Errorf("commit: %w", err)
 	}
 	if current > m.Version {
 		return v, fmt.Errorf("commit course %s: version %d is older than the installed version %d; remove the course first to downgrade", m.ID, m.Version, current)
