@@ -12,6 +12,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -348,4 +349,10 @@ func (m *Manifest) Items() []Item {
 		out = append(out, l.Items...)
 	}
 	return out
+}
+
+// sortProblems orders problems by field so the same pack always produces the
+// same message (map iteration over files is random).
+func sortProblems(p []*FieldError) {
+	sort.SliceStable(p, func(i, j int) bool { return p[i].Field < p[j].Field })
 }
