@@ -27,6 +27,18 @@ type Config struct {
 	ReserveBytes int64 `json:"reserve_bytes"`
 	// Language is the portal's language when the browser asks for none we have.
 	Language string `json:"language"`
+
+	// Upstream is the hub (or district box) this node syncs from, as
+	// https://HOST:PORT; empty for a node that only serves what it is given.
+	Upstream string `json:"upstream,omitempty"`
+	// EnrolToken is the one-time token that joins the upstream (put in the
+	// image by the technician, or passed with --enrol). Unused once enrolled.
+	EnrolToken string `json:"enrol_token,omitempty"`
+	// HubID pins the upstream's device ID when the token does not carry it.
+	HubID string `json:"hub_id,omitempty"`
+	// SyncInterval is the time between sync passes when all is well, as a
+	// Go duration ("5m"); failures retry sooner, with backoff.
+	SyncInterval string `json:"sync_interval,omitempty"`
 }
 
 // DefaultConfig is what a node runs with when told nothing.
@@ -36,6 +48,7 @@ func DefaultConfig(dataDir string) Config {
 		Listen:       ":8080",
 		ReserveBytes: 64 << 20,
 		Language:     "en",
+		SyncInterval: "5m",
 	}
 }
 

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -56,7 +57,7 @@ func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (n *Node) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
+	reg := n.reg
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -82,4 +83,15 @@ func (n *Node) metricsHandler() http.Handler {
 		}),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// registerOnce adds a collector to the node's registry; a collector that is
+// already there (a sync client made again) is left as it is.
+func (n *Node) registerOnce(c prometheus.Collector) {
+	if err := n.reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			n.Log.Warn("register metrics", "err", err)
+		}
+	}
 }

@@ -8,12 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"outpost/appliance/database"
 	"outpost/appliance/identity"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
 	"outpost/content/library"
+	"outpost/sync/upstream"
 )
 
 // Node is one opened data directory: identity, database and content.
@@ -28,6 +32,10 @@ type Node struct {
 	Log      *slog.Logger
 	// Created is true when this Open made a new data directory.
 	Created bool
+
+	reg    *prometheus.Registry
+	syncMu sync.Mutex
+	sync   *upstream.Client // set once the sync service runs
 }
 
 // Open opens (creating on first start) the node in cfg.DataDir.
@@ -61,7 +69,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	lib := library.New(cfg.DataDir, store, cat)
 	lib.Quota = cfg.QuotaBytes
 	lib.Reserve = cfg.ReserveBytes
-	return &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created}, nil
+	return &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created, reg: prometheus.NewRegistry()}, nil
 }
 
 // Close releases the database.

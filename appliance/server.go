@@ -9,12 +9,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/thejerf/suture/v4"
+
+	"outpost/sync/upstream"
 	"outpost/ui/web"
 )
 
-// Serve runs the LAN HTTP server on ln until ctx is cancelled, then shuts
-// down gracefully: in-flight requests (a video segment, a download) get
-// shutdownGrace to finish. ready is called once the portal answers.
+// Serve runs the daemon until ctx is cancelled: the LAN HTTP server on ln
+// and, when the node has an upstream, the sync service, each under one
+// supervisor that restarts a failed service with backoff. On cancel the
+// HTTP server shuts down gracefully: in-flight requests (a video segment, a
+// download) get shutdownGrace to finish. ready is called once the portal
+// answers.
 func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 	portal, err := web.New(web.Options{
 		Courses:         n.Catalog,
@@ -25,6 +31,45 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	sup := suture.New("outpost", suture.Spec{
+		EventHook: func(e suture.Event) { n.Log.Warn("service event", "event", e.String()) },
+		Timeout:   shutdownGrace + 5*time.Second,
+	})
+	httpErr := make(chan error, 1)
+	sup.Add(&httpService{n: n, ln: ln, portal: portal, ready: ready, failed: httpErr})
+	if _, err := upstream.LoadLink(n.Config.DataDir); err == nil || n.Config.Upstream != "" {
+		sup.Add(&syncService{n: n})
+	}
+	supCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := sup.ServeBackground(supCtx)
+	select {
+	case err := <-httpErr:
+		// The listener is gone (closed under us): nothing left to serve.
+		cancel()
+		<-done
+		return fmt.Errorf("serve: %w", err)
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	}
+}
+
+// httpService is the LAN portal as a supervised service. It cannot be
+// restarted (it owns a listener it was handed), so a failure ends the
+// daemon through failed.
+type httpService struct {
+	n      *Node
+	ln     net.Listener
+	portal http.Handler
+	ready  func()
+	failed chan<- error
+}
+
+func (s *httpService) Serve(ctx context.Context) error {
+	n := s.n
 	var isReady atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +85,8 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", n.metricsHandler())
-	mux.Handle("/", portal)
+	mux.HandleFunc("POST /api/sync/now", n.handleSyncNow)
+	mux.Handle("/", s.portal)
 
 	srv := &http.Server{
 		Handler:           countRequests(mux),
@@ -50,14 +96,15 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(s.ln) }()
 	isReady.Store(true)
-	if ready != nil {
-		ready()
+	if s.ready != nil {
+		s.ready()
 	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		s.failed <- err
+		return suture.ErrDoNotRestart
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -485,3 +485,15 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Stat returns a stored object's size and block size, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, sha string) (size int64, blockSize int, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT size, block_size FROM files WHERE sha256 = ?`, sha).Scan(&size, &blockSize)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("stat object %s: %w", sha, ErrNotFound)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("stat object %s: %w", sha, err)
+	}
+	return size, blockSize, nil
+}

@@ -1,0 +1,105 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"outpost/sync/upstream"
+)
+
+// Software is this build's version, sent to the hub with every request.
+var Software = "dev"
+
+// syncService owns the box's side of sync for the daemon: it enrols first
+// if the node was given a token and is not enrolled yet (retrying while the
+// hub is unreachable, so a box installed offline enrols the day the link
+// comes up), then runs the sync loop.
+type syncService struct {
+	n *Node
+}
+
+func (s *syncService) Serve(ctx context.Context) error {
+	n := s.n
+	delay := 10 * time.Second
+	for {
+		link, err := upstream.LoadLink(n.Config.DataDir)
+		if err == nil {
+			c := n.newSyncClient(link)
+			n.setSync(c)
+			return c.Serve(ctx)
+		}
+		if !errors.Is(err, upstream.ErrNotEnrolled) {
+			return err
+		}
+		_, err = upstream.Enrol(ctx, n.Config.DataDir, n.Identity, n.Config.Upstream, n.Config.EnrolToken, n.Config.HubID, Software)
+		if err == nil {
+			n.Log.Info("enrolled with the hub", "upstream", n.Config.Upstream)
+			continue
+		}
+		n.Log.Warn("enrolment failed; retrying", "upstream", n.Config.Upstream, "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, 10*time.Minute)
+	}
+}
+
+func (n *Node) newSyncClient(link *upstream.Link) *upstream.Client {
+	interval, err := time.ParseDuration(n.Config.SyncInterval)
+	if err != nil || interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	return upstream.New(upstream.Options{DataDir: n.Config.DataDir, DB: n.DB, Store: n.Store, Catalog: n.Catalog,
+		Library: n.Library, Identity: n.Identity, Log: n.Log, Software: Software, Interval: interval}, link)
+}
+
+// SyncClient returns a sync client for an enrolled node, for verbs that
+// run a pass in their own process.
+func (n *Node) SyncClient() (*upstream.Client, error) {
+	link, err := upstream.LoadLink(n.Config.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return n.newSyncClient(link), nil
+}
+
+func (n *Node) setSync(c *upstream.Client) {
+	n.syncMu.Lock()
+	n.sync = c
+	n.syncMu.Unlock()
+	for _, col := range c.Collectors() {
+		n.registerOnce(col)
+	}
+}
+
+func (n *Node) syncClient() *upstream.Client {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	return n.sync
+}
+
+// handleSyncNow is `outpost sync now` reaching the daemon. Only a process
+// on the box itself may ask: the portal port is open to the whole LAN.
+func (n *Node) handleSyncNow(w http.ResponseWriter, r *http.Request) {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		http.Error(w, "sync can only be started from the box itself", http.StatusForbidden)
+		return
+	}
+	c := n.syncClient()
+	if c == nil {
+		http.Error(w, fmt.Sprintf("this node does not sync: %v", upstream.ErrNotEnrolled), http.StatusConflict)
+		return
+	}
+	c.Kick()
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintln(w, "sync pass requested")
+}

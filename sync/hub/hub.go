@@ -1,0 +1,226 @@
+// Package hub is the root of the sync tree: it accepts published courses
+// and box enrolments, and answers the sync API (sync/wire) that boxes call
+// over mutual TLS. A hub is an ordinary node (the same catalog and block
+// store as a box) plus the tables that say which box gets what.
+package hub
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"outpost/appliance/identity"
+	"outpost/content/blockstore"
+	"outpost/content/catalog"
+	"outpost/content/library"
+	"outpost/sync/wire"
+)
+
+// Options are what a hub is built from; the composition root fills them
+// from an opened node.
+type Options struct {
+	DataDir    string
+	DB         *sql.DB
+	Store      *blockstore.Store
+	Catalog    *catalog.Catalog
+	Library    *library.Library
+	Identity   *identity.Identity
+	AdminToken string
+	Log        *slog.Logger
+	// Now is the hub's clock (token expiry, last-seen); tests move it.
+	Now func() time.Time
+	// Hooks observe or disturb the hub in tests; nil in production.
+	Hooks *Hooks
+}
+
+// Hooks let tests count what the hub serves and inject faults.
+type Hooks struct {
+	// BlockServed is called for every block written to a box.
+	BlockServed func(file string, index int)
+	// CorruptBlock, if it returns true, makes the hub send the block with
+	// one byte flipped (a bad disk, a meddling middlebox).
+	CorruptBlock func(file string, index int) bool
+	// AbortBefore, if it returns true, drops the connection before the
+	// block is sent (a hub that crashes mid-stream).
+	AbortBefore func(file string, index int) bool
+	// MangleFrame, if it returns true, flips a byte of the block's
+	// compressed frame (a truncated or corrupt zstd stream).
+	MangleFrame func(file string, index int) bool
+}
+
+// Hub serves the sync and admin APIs.
+type Hub struct {
+	dataDir    string
+	db         *sql.DB
+	store      *blockstore.Store
+	catalog    *catalog.Catalog
+	library    *library.Library
+	id         *identity.Identity
+	adminToken string
+	log        *slog.Logger
+	now        func() time.Time
+	hooks      Hooks
+	patches    *patchCache
+	metrics    *metrics
+}
+
+// New builds a hub over an opened node's parts.
+func New(o Options) (*Hub, error) {
+	if o.AdminToken == "" {
+		return nil, errors.New("new hub: no admin token")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &Hub{dataDir: o.DataDir, db: o.DB, store: o.Store, catalog: o.Catalog, library: o.Library, id: o.Identity,
+		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics()}
+	if o.Hooks != nil {
+		h.hooks = *o.Hooks
+	}
+	pc, err := newPatchCache(filepath.Join(o.DataDir, "hub", "patches"), o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("new hub: %w", err)
+	}
+	h.patches = pc
+	return h, nil
+}
+
+// DeviceID is the hub's identity, which boxes pin.
+func (h *Hub) DeviceID() string { return h.id.DeviceID.String() }
+
+// LoadOrCreateAdminToken returns the hub's admin token, kept in
+// DATA/hub/admin-token (mode 0600), creating it on first start.
+func LoadOrCreateAdminToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "hub", "admin-token")
+	if b, err := os.ReadFile(path); err == nil {
+		if tok := string(trimSpace(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	tok, err := wire.NewTokenSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return tok, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Handler is the hub's whole HTTP API.
+func (h *Hub) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+wire.PathEnrol, h.handleEnrol)
+	mux.Handle("GET "+wire.PathChanges, h.device(h.handleChanges))
+	mux.Handle("POST "+wire.PathFiles, h.device(h.handleFiles))
+	mux.Handle("POST "+wire.PathBlocks, h.device(h.handleBlocks))
+	mux.Handle("GET "+wire.PathPatch, h.device(h.handlePatch))
+	h.adminRoutes(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := h.db.PingContext(r.Context()); err != nil {
+			http.Error(w, "database unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Serve runs the hub's HTTPS server on ln until ctx ends.
+func (h *Hub) Serve(ctx context.Context, ln net.Listener, ready func()) error {
+	srv := &http.Server{
+		Handler:           h.Handler(),
+		TLSConfig:         wire.ServerTLS(h.id.Cert),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tlsListener(ln, srv.TLSConfig)) }()
+	if ready != nil {
+		ready()
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("hub: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("hub: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
+}
+
+// checkAdmin compares the bearer token in constant time.
+func (h *Hub) checkAdmin(r *http.Request) bool {
+	const prefix = "Bearer "
+	a := r.Header.Get("Authorization")
+	if len(a) <= len(prefix) || a[:len(prefix)] != prefix {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(a[len(prefix):]), []byte(h.adminToken)) == 1
+}
+
+type metrics struct {
+	reg           *prometheus.Registry
+	blocks        *prometheus.CounterVec
+	blockBytes    *prometheus.CounterVec
+	patches       prometheus.Counter
+	patchBytes    prometheus.Counter
+	patchBuilt    prometheus.Counter
+	requests      *prometheus.CounterVec
+	changesServed prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg:           prometheus.NewRegistry(),
+		blocks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_hub_blocks_served_total", Help: "Blocks sent to boxes, by encoding."}, []string{"encoding"}),
+		blockBytes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_hub_block_bytes_total", Help: "Block payload bytes sent, by encoding."}, []string{"encoding"}),
+		patches:       prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patches_served_total", Help: "Patch segments sent."}),
+		patchBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patch_bytes_total", Help: "Patch bytes sent."}),
+		patchBuilt:    prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patches_built_total", Help: "Patch segments computed (the rest came from the cache)."}),
+		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_hub_sync_requests_total", Help: "Sync API requests by path and outcome."}, []string{"path", "code"}),
+		changesServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_changes_served_total", Help: "Changes messages sent."}),
+	}
+	m.reg.MustRegister(m.blocks, m.blockBytes, m.patches, m.patchBytes, m.patchBuilt, m.requests, m.changesServed,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
