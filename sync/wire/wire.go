@@ -193,7 +193,8 @@ func Decode(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode sync message: %w: %w", ErrMalformed, err)
 	}
-	if dec.More() {
+	// dec.More is false before a stray '}' or ']', so look at the bytes.
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		return fmt.Errorf("decode sync message: %w: trailing data", ErrMalformed)
 	}
 	return nil
