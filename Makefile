@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests drive for real: a browser for the portal test,
 # qemu to run the arm builds.
 TEST_DEBS   := chromium qemu-user-static
-BENCH_DEBS  := nginx-light
+BENCH_DEBS  := nginx-light rsync
 export CGO_ENABLED := 0
 
 .DEFAULT_GOAL := help

@@ -7,12 +7,14 @@
 #      ranges, server pinned to core 0, load generator to core 1;
 #   b. import hashing: `outpost content import` and its hashing path vs
 #      sha256sum and openssl over 1 GiB;
-#   c. cold start and memory with a 10,000-item catalog.
+#   c. cold start and memory with a 10,000-item catalog;
+#   d. sync: bytes on the wire for four course updates vs `rsync -az`, and
+#      hub CPU per GB served.
 # BENCH_ONLY=a runs section a alone; BENCH_DURATION sets each load run's length.
 #
 # Run it with `make bench` (which builds bin/outpost and installs nginx-light
 # first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
-# up its servers and files on exit, and takes four to five minutes.
+# up its servers and files on exit, and takes about eight minutes.
 # docs/BENCHMARKS.md explains the figures and records a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 export CGO_ENABLED=0
 OUTPOST=$PWD/bin/outpost
 DURATION=${BENCH_DURATION:-10s} # per load-test run
-for tool in nginx taskset sha256sum openssl curl go; do
+for tool in nginx taskset sha256sum openssl curl go rsync; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run 'make bench'" >&2; exit 1; }
 done
 [ -x "$OUTPOST" ] || { echo "bench: $OUTPOST is missing; run 'make build'" >&2; exit 1; }
@@ -266,5 +268,15 @@ printf '| page latency p50 / p99, next 800 views | %s / %s ms | | |\n' "$(cs pag
 echo
 awk -v s="$(cs start_ms_median)" 'BEGIN { exit !(s < 1000) }' && echo "goal start < 1 s: MET" || echo "goal start < 1 s: MISSED"
 awk -v k="$(cs rss_200_kib)" 'BEGIN { exit !(k * 1024 < 60e6) }' && echo "goal RSS < 60 MB after 200 views: MET" || echo "goal RSS < 60 MB after 200 views: MISSED"
+
+###############################################################################
+section "d. sync: bytes on the wire vs rsync -az, hub CPU"
+# The hub runs as `outpost hub` and rsync as `rsync --daemon`, each its own
+# process (for CPU); the box and a counting proxy run in benchtool. Bytes are
+# both directions at the proxy. BENCH_SYNC_SHAPED=1 adds the initial sync over
+# a 1 Mb/s, 300 ms RTT link: about 15 minutes more.
+shaped=()
+[ "${BENCH_SYNC_SHAPED:-0}" = 1 ] && shaped=(-shaped)
+"$BT" syncbench -outpost "$OUTPOST" -work "$WORK/sync" "${shaped[@]}"
 
 section "done"

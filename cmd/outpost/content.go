@@ -22,6 +22,7 @@ in one step.`,
 		newContentVerifyCmd(g),
 		newContentGCCmd(g),
 		newContentDuCmd(g),
+		newContentPublishCmd(g),
 	)
 	return cmd
 }

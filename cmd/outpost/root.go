@@ -25,6 +25,7 @@ type globals struct {
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
+	appliance.Software = version
 	root := &cobra.Command{
 		Use:   "outpost",
 		Short: "Offline-first course cache and LAN portal for schools and clinics",
@@ -35,7 +36,9 @@ with a hub whenever the internet link allows.
 Start here:
   outpost demo                         try it: a box with a sample course
   outpost serve --data DIR             run the appliance daemon
-  outpost content import --data DIR P  import a course pack (folder, .zip, .tar, .tar.zst)`,
+  outpost content import --data DIR P  import a course pack (folder, .zip, .tar, .tar.zst)
+  outpost hub --data DIR               run the hub boxes sync from
+  outpost sync status                  how this box's sync is doing`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -49,6 +52,8 @@ Start here:
 		newContentCmd(g),
 		newDemoCmd(g),
 		newLoadtestCmd(g),
+		newHubCmd(g),
+		newSyncCmd(g),
 	)
 	return root
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, upstreamURL, enrol, hubID, interval string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the appliance daemon: the LAN portal over the local course cache",
@@ -18,7 +18,12 @@ func newServeCmd(g *globals) *cobra.Command {
 the node's key pair, certificate and device ID (see 'outpost status').
 
 It serves the LAN portal, /healthz (200 once ready) and /metrics (Prometheus
-text format) on --listen, and stops gracefully on SIGTERM or Ctrl-C.`,
+text format) on --listen, and stops gracefully on SIGTERM or Ctrl-C.
+
+With --upstream and --enrol it joins a hub once (the token is spent, the
+hub's identity pinned in DATA/upstream.json) and from then on syncs the
+courses of its channels in the background; later starts need no flags.
+The portal serves what the box holds while the hub is unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -28,6 +33,14 @@ text format) on --listen, and stops gracefully on SIGTERM or Ctrl-C.`,
 			}
 			if cmd.Flags().Changed("listen") || cfg.Listen == "" {
 				cfg.Listen = listen
+			}
+			for flag, dst := range map[string]*string{"upstream": &cfg.Upstream, "enrol": &cfg.EnrolToken, "hub-id": &cfg.HubID, "sync-interval": &cfg.SyncInterval} {
+				if v, _ := cmd.Flags().GetString(flag); cmd.Flags().Changed(flag) {
+					*dst = v
+				}
+			}
+			if cfg.EnrolToken != "" && cfg.Upstream == "" {
+				return fmt.Errorf("--enrol needs --upstream https://HUB:PORT (the hub the token is for)")
 			}
 			node, err := appliance.Open(ctx, cfg, g.logger())
 			if err != nil {
@@ -44,6 +57,10 @@ text format) on --listen, and stops gracefully on SIGTERM or Ctrl-C.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", ":8080", "address of the LAN portal, e.g. :8080 or 127.0.0.1:8080")
+	cmd.Flags().StringVar(&upstreamURL, "upstream", "", "the hub to sync from, https://HOST:PORT")
+	cmd.Flags().StringVar(&enrol, "enrol", "", "one-time enrolment token from `outpost hub token create`")
+	cmd.Flags().StringVar(&hubID, "hub-id", "", "the hub's device ID, if the token does not carry it")
+	cmd.Flags().StringVar(&interval, "sync-interval", "5m", "time between sync passes when all is well")
 	return cmd
 }
 

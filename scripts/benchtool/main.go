@@ -9,6 +9,9 @@
 //	benchtool freeport                  print a free loopback TCP port
 //	benchtool fileserver DIR ADDR       serve DIR with a minimal http.ServeContent
 //	                                    handler: the net/http floor under the portal
+//	benchtool syncbench -work DIR [-scale F] [-shaped]
+//	                                    bytes on the wire for course updates,
+//	                                    Outpost sync vs rsync -az, and hub CPU
 //	benchtool coldstart [flags]         time `outpost serve` to its first page and
 //	                                    read its memory after page views; prints
 //	                                    "key value" lines
@@ -60,6 +63,8 @@ func run(args []string) error {
 			fmt.Println(f.Path, f.ItemID)
 		}
 		return nil
+	case "syncbench":
+		return syncbench(args[1:])
 	case "catalogpack":
 		if len(args) != 4 {
 			return errors.New("usage: benchtool catalogpack DIR ID N")

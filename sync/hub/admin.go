@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/syncthing/syncthing/lib/protocol"
@@ -44,7 +46,7 @@ type AdminError struct {
 func (h *Hub) admin(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.checkAdmin(r) {
-			adminJSON(w, http.StatusUnauthorized, AdminError{Error: "wrong or missing admin token; it is in the hub's DATA/hub/admin-token (pass --admin-token or --hub-data)"})
+			adminJSON(w, http.StatusUnauthorized, AdminError{Error: "wrong or missing admin token; it is in the hub's DATA/hub/admin-token (pass --data HUB-DIR on the hub, or --admin-token)"})
 			return
 		}
 		next(w, r)
@@ -70,7 +72,7 @@ type UploadStatus struct {
 // resume it after any cut, even from another process, and the hub can
 // check it is whole before publishing.
 func (h *Hub) uploadPath(r *http.Request) (string, bool) {
-	id := r.PathValue("id")
+	id := strings.ToLower(r.PathValue("id"))
 	if len(id) != 64 {
 		return "", false
 	}
@@ -107,6 +109,7 @@ func (h *Hub) handleUploadPart(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, http.StatusBadRequest, "an upload is named by the pack's SHA-256 (64 hex digits)")
 		return
 	}
+	defer h.lockUpload(path)()
 	off, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil || off < 0 {
 		adminFail(w, http.StatusBadRequest, "Upload-Offset must be the byte offset this part starts at")
@@ -182,6 +185,7 @@ func (h *Hub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, http.StatusBadRequest, "publish needs a channel: pass --channel NAME")
 		return
 	}
+	defer h.lockUpload(path)()
 	sum, err := fileSHA256(path)
 	if errors.Is(err, os.ErrNotExist) {
 		adminFail(w, http.StatusNotFound, "no upload %s on the hub; upload the pack first", r.PathValue("id"))
@@ -191,7 +195,7 @@ func (h *Hub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, http.StatusInternalServerError, "publish: %v", err)
 		return
 	}
-	if sum != r.PathValue("id") {
+	if sum != strings.ToLower(r.PathValue("id")) {
 		os.Remove(path)
 		adminFail(w, http.StatusConflict, "the uploaded bytes do not hash to %s (the upload was damaged); upload again", r.PathValue("id"))
 		return
@@ -417,4 +421,18 @@ func (h *Hub) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove course %s: %w", id, err)
 	}
 	return nil
+}
+
+// lockUpload serialises requests on one upload: a publish hashing the file
+// while a part is still being written would find it damaged.
+func (h *Hub) lockUpload(path string) (unlock func()) {
+	h.uploadsMu.Lock()
+	l, ok := h.uploads[path]
+	if !ok {
+		l = &sync.Mutex{}
+		h.uploads[path] = l
+	}
+	h.uploadsMu.Unlock()
+	l.Lock()
+	return l.Unlock
 }

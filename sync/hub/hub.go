@@ -15,9 +15,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"outpost/appliance/identity"
@@ -73,6 +75,12 @@ type Hub struct {
 	hooks      Hooks
 	patches    *patchCache
 	metrics    *metrics
+
+	offerMu sync.Mutex
+	offered map[string]bool // "FROM"+"TO" SHA-256 pairs a patch may be built for
+
+	uploadsMu sync.Mutex
+	uploads   map[string]*sync.Mutex // per upload file; a few per publish, never pruned
 }
 
 // New builds a hub over an opened node's parts.
@@ -87,7 +95,7 @@ func New(o Options) (*Hub, error) {
 		o.Now = time.Now
 	}
 	h := &Hub{dataDir: o.DataDir, db: o.DB, store: o.Store, catalog: o.Catalog, library: o.Library, id: o.Identity,
-		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics()}
+		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics(), uploads: map[string]*sync.Mutex{}}
 	if o.Hooks != nil {
 		h.hooks = *o.Hooks
 	}
@@ -221,6 +229,6 @@ func newMetrics() *metrics {
 		changesServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_changes_served_total", Help: "Changes messages sent."}),
 	}
 	m.reg.MustRegister(m.blocks, m.blockBytes, m.patches, m.patchBytes, m.patchBuilt, m.requests, m.changesServed,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -30,6 +30,19 @@ func (h *Hub) recordPublish(ctx context.Context, courseID string, version int64,
 	}
 	defer tx.Rollback()
 	now := h.now().Unix()
+	// Publishing what boxes already have (the same version to the same
+	// channel) is not a change: it would only make every box look behind.
+	var known, inChannel int
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM hub_versions WHERE course_id = ? AND version = ?),
+		(SELECT count(*) FROM hub_course_channels WHERE course_id = ? AND channel = ?),
+		(SELECT max(seq) FROM hub_changes WHERE course_id = ?)`, courseID, version, courseID, channel, courseID).Scan(&known, &inChannel, &last); err != nil {
+		return 0, fmt.Errorf("record publish: %w", err)
+	}
+	if known > 0 && inChannel > 0 && last.Valid {
+		return last.Int64, nil
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO hub_versions(course_id, version, manifest, published_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, courseID, version, manifest, now); err != nil {
 		return 0, fmt.Errorf("record publish: %w", err)
@@ -312,4 +325,56 @@ func courseChange(ctx context.Context, tx *sql.Tx, id string, version int64) (*w
 		return nil, fmt.Errorf("changes: course %s version %d is not kept", id, version)
 	}
 	return cc, nil
+}
+
+// isOffered reports whether the hub offers a patch from one file to
+// another: only those pairs may be built, or any enrolled box could make
+// the hub spend seconds of CPU and 128 MiB per request on arbitrary pairs.
+// The set is rebuilt from the kept versions when a pair is not found (after
+// a restart, or a publish since the last rebuild).
+func (h *Hub) isOffered(ctx context.Context, from, to string) (bool, error) {
+	key := from + to
+	h.offerMu.Lock()
+	defer h.offerMu.Unlock()
+	if h.offered[key] {
+		return true, nil
+	}
+	rows, err := h.db.QueryContext(ctx, `SELECT DISTINCT course_id FROM hub_versions`)
+	if err != nil {
+		return false, fmt.Errorf("patch offers: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("patch offers: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	offered := map[string]bool{}
+	for _, id := range ids {
+		tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return false, fmt.Errorf("patch offers: %w", err)
+		}
+		var v int64
+		err = tx.QueryRowContext(ctx, `SELECT max(version) FROM hub_versions WHERE course_id = ?`, id).Scan(&v)
+		var cc *wire.CourseChange
+		if err == nil {
+			cc, err = courseChange(ctx, tx, id, v)
+		}
+		tx.Rollback()
+		if err != nil {
+			return false, err
+		}
+		for t, froms := range cc.Patches {
+			for _, f := range froms {
+				offered[f+t] = true
+			}
+		}
+	}
+	h.offered = offered
+	return offered[key], nil
 }

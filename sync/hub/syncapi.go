@@ -83,7 +83,7 @@ func (h *Hub) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.EnrolRequest
-	if err := wire.Decode(http.MaxBytesReader(w, r.Body, 64<<10), &req); err != nil {
+	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 64<<10), &req, wire.MaxRequest); err != nil {
 		h.badRequest(w, r, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (h *Hub) handleChanges(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 	var req wire.FilesRequest
-	if err := wire.Decode(http.MaxBytesReader(w, r.Body, 1<<20), &req); err != nil {
+	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 1<<20), &req, wire.MaxRequest); err != nil {
 		h.badRequest(w, r, err)
 		return
 	}
@@ -161,7 +161,7 @@ func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	var req wire.BlocksRequest
-	if err := wire.Decode(http.MaxBytesReader(w, r.Body, 1<<20), &req); err != nil {
+	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 1<<20), &req, wire.MaxRequest); err != nil {
 		h.badRequest(w, r, err)
 		return
 	}
@@ -266,6 +266,13 @@ func (h *Hub) handlePatch(w http.ResponseWriter, r *http.Request) {
 	seg, err := strconv.Atoi(q.Get("seg"))
 	if err != nil || seg < 0 {
 		h.badRequest(w, r, fmt.Errorf("seg must be a segment number, got %q", q.Get("seg")))
+		return
+	}
+	if ok, err := h.isOffered(r.Context(), from, to); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, internal(err))
+		return
+	} else if !ok {
+		h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("the hub offers no patch from %s to %s; fetch the blocks", from, to)})
 		return
 	}
 	p, err := h.patches.get(r.Context(), from, to, seg, h.metrics.patchBuilt.Inc)

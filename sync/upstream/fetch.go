@@ -246,9 +246,8 @@ func (c *Client) fetchBlocks(ctx context.Context, parts []*partFile) error {
 				continue
 			}
 			for i, ok := range p.have {
-				h := string(p.fb.Hash(i))
 				if ok {
-					have[h] = blockRef{p, i}
+					have[string(p.fb.Hash(i))] = blockRef{p, i}
 				}
 			}
 		}
@@ -260,8 +259,7 @@ func (c *Client) fetchBlocks(ctx context.Context, parts []*partFile) error {
 				if ok {
 					continue
 				}
-				h := string(p.fb.Hash(i))
-				if src, dup := have[h]; dup {
+				if src, dup := have[string(p.fb.Hash(i))]; dup {
 					if err := c.copyBlock(src, blockRef{p, i}); err != nil {
 						return err
 					}
@@ -453,7 +451,7 @@ func (c *Client) retry(ctx context.Context, what string, op func() (progress boo
 
 // permanent errors end the pass: retrying will not change the answer.
 func permanent(err error) bool {
-	if errors.Is(err, ErrPaused) || errors.Is(err, wire.ErrWrongPeer) {
+	if errors.Is(err, ErrPaused) || errors.Is(err, wire.ErrWrongPeer) || errors.Is(err, patch.ErrCorrupt) {
 		return true
 	}
 	var we *wire.Error

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
@@ -33,7 +34,13 @@ type Link struct {
 	DeviceID string   `json:"device_id"`
 	Site     string   `json:"site"`
 	Channels []string `json:"channels"`
+	// Enrolled tells enrolments apart: a box enrolled again (another
+	// site, other channels) must ask for every change from the start.
+	Enrolled time.Time `json:"enrolled"`
 }
+
+// generation names the enrolment a cursor belongs to.
+func (l *Link) generation() string { return l.HubID + "@" + l.Enrolled.UTC().Format(time.RFC3339Nano) }
 
 // ErrNotEnrolled is returned when the box has no link yet.
 var ErrNotEnrolled = errors.New("this box is not enrolled with a hub; run `outpost serve --upstream URL --enrol TOKEN`")
@@ -162,7 +169,7 @@ func Enrol(ctx context.Context, dataDir string, id *identity.Identity, hubURL, t
 	if err := wire.Decode(resp.Body, &er); err != nil {
 		return nil, fmt.Errorf("enrol with %s: %w", u, err)
 	}
-	link := &Link{URL: u, HubID: pin.String(), DeviceID: id.DeviceID.String(), Site: er.Site, Channels: er.Channels}
+	link := &Link{URL: u, HubID: pin.String(), DeviceID: id.DeviceID.String(), Site: er.Site, Channels: er.Channels, Enrolled: time.Now()}
 	if err := saveLink(dataDir, link); err != nil {
 		return nil, err
 	}

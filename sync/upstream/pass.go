@@ -175,7 +175,7 @@ func (c *Client) pass(ctx context.Context) error {
 	}
 	releaseOnce := sync.OnceFunc(release)
 	defer releaseOnce()
-	cursor, err := loadCursor(ctx, c.opts.DB)
+	cursor, err := loadCursor(ctx, c.opts.DB, c.link)
 	if err != nil {
 		return err
 	}
@@ -253,6 +253,9 @@ func (c *Client) pass(ctx context.Context) error {
 	}
 	c.cleanPartials(need)
 	if err := setState(ctx, c.opts.DB, keyCursor, strconv.FormatInt(ch.Cursor, 10)); err != nil {
+		return err
+	}
+	if err := setState(ctx, c.opts.DB, keyCursorLink, c.link.generation()); err != nil {
 		return err
 	}
 	c.update(func(s *Status) { s.Cursor = ch.Cursor })

@@ -60,8 +60,9 @@ type Totals struct {
 }
 
 const (
-	keyCursor = "cursor"
-	keyStatus = "status"
+	keyCursor     = "cursor"
+	keyCursorLink = "cursor_link" // the enrolment the cursor belongs to
+	keyStatus     = "status"
 )
 
 func getState(ctx context.Context, db *sql.DB, key string) (string, error) {
@@ -84,7 +85,14 @@ func setState(ctx context.Context, db *sql.DB, key, value string) error {
 	return nil
 }
 
-func loadCursor(ctx context.Context, db *sql.DB) (int64, error) {
+// loadCursor returns the cursor of this enrolment (0 after enrolling again).
+func loadCursor(ctx context.Context, db *sql.DB, link *Link) (int64, error) {
+	if link != nil {
+		gen, err := getState(ctx, db, keyCursorLink)
+		if err != nil || gen != link.generation() {
+			return 0, err
+		}
+	}
 	v, err := getState(ctx, db, keyCursor)
 	if err != nil || v == "" {
 		return 0, err
@@ -117,7 +125,7 @@ func ReadStatus(ctx context.Context, db *sql.DB, dataDir string) (*Status, error
 		return nil, err
 	}
 	st.Hub, st.Site, st.Channels = link.URL, link.Site, link.Channels
-	if st.Cursor, err = loadCursor(ctx, db); err != nil {
+	if st.Cursor, err = loadCursor(ctx, db, link); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -173,20 +173,27 @@ func Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// MaxRequest bounds a decompressed request body: requests are small, and a
+// hub decodes them before it knows who is asking.
+const MaxRequest = 1 << 20
+
 // Decode reads zstd-compressed JSON into v, refusing more than MaxMessage
 // decompressed bytes and any trailing garbage.
-func Decode(r io.Reader, v any) error {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxMessage), zstd.WithDecoderMaxWindow(8<<20))
+func Decode(r io.Reader, v any) error { return DecodeLimit(r, v, MaxMessage) }
+
+// DecodeLimit is Decode with a smaller bound, for requests.
+func DecodeLimit(r io.Reader, v any, limit int) error {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderMaxWindow(8<<20))
 	if err != nil {
 		return fmt.Errorf("decode sync message: %w", err)
 	}
 	defer zr.Close()
-	body, err := io.ReadAll(io.LimitReader(zr, MaxMessage+1))
+	body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
 	if err != nil {
 		return fmt.Errorf("decode sync message: %w: %w", ErrMalformed, err)
 	}
-	if len(body) > MaxMessage {
-		return fmt.Errorf("decode sync message: %w: larger than %d bytes", ErrMalformed, MaxMessage)
+	if len(body) > limit {
+		return fmt.Errorf("decode sync message: %w: larger than %d bytes", ErrMalformed, limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
