@@ -159,6 +159,7 @@ func (c *Client) Pass(ctx context.Context) error {
 	c.mu.Unlock()
 	c.m.queueBytes.Set(0)
 	c.saveStatus(st)
+	c.opts.Log.Info("sync pass finished", "state", st.State, "took", time.Since(st.LastAttempt).Round(time.Millisecond), "err", err)
 	return err
 }
 
