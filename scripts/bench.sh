@@ -274,7 +274,7 @@ section "d. sync: bytes on the wire vs rsync -az, hub CPU"
 # The hub runs as `outpost hub` and rsync as `rsync --daemon`, each its own
 # process (for CPU); the box and a counting proxy run in benchtool. Bytes are
 # both directions at the proxy. BENCH_SYNC_SHAPED=1 adds the initial sync over
-# a 1 Mb/s, 300 ms RTT link: about 15 minutes more.
+# a 1 Mb/s, 300 ms RTT link: about 17 minutes more.
 shaped=()
 [ "${BENCH_SYNC_SHAPED:-0}" = 1 ] && shaped=(-shaped)
 "$BT" syncbench -outpost "$OUTPOST" -work "$WORK/sync" "${shaped[@]}"

@@ -321,10 +321,10 @@ func (c *Client) fetchBlocks(ctx context.Context, parts []*partFile) error {
 					s.Throughput = 0.7*s.Throughput + 0.3*rate
 				}
 				s.ETASeconds = float64(s.QueueBytes) / s.Throughput
-				// A batch worth ~10 s of the link: long enough that the
-				// round trip between batches is noise, short enough that a
-				// slow link still shows progress.
-				batchBytes = min(max(int64(s.Throughput*10), 512<<10), 16<<20)
+				// A batch worth ~30 s of the link: the round trip between
+				// batches (300 ms on a satellite link) then costs ~1%, and
+				// a cut still loses only the block in flight.
+				batchBytes = min(max(int64(s.Throughput*30), 512<<10), 32<<20)
 			})
 		}
 	}
