@@ -48,7 +48,9 @@ type Options struct {
 
 // Hooks let tests count what the hub serves and inject faults.
 type Hooks struct {
-	// BlockServed is called for every block written to a box.
+	// BlockServed is called for every block just before it is written to
+	// a box: called after, it could race with the box reporting the block
+	// stored, and a test would see a block served after it was stored.
 	BlockServed func(file string, index int)
 	// CorruptBlock, if it returns true, makes the hub send the block with
 	// one byte flipped (a bad disk, a meddling middlebox).

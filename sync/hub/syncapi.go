@@ -220,6 +220,9 @@ func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 			if h.hooks.MangleFrame != nil && h.hooks.MangleFrame(wb.File, idx) {
 				bw.Mangle = func(p []byte) { p[len(p)/2] ^= 0x55 }
 			}
+			if h.hooks.BlockServed != nil {
+				h.hooks.BlockServed(wb.File, idx)
+			}
 			c0, r0 := bw.Compressed, bw.Raw
 			if bw.Block(pos, data) != nil {
 				closeFile(f)
@@ -231,9 +234,6 @@ func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 			} else {
 				h.metrics.blocks.WithLabelValues("raw").Inc()
 				h.metrics.blockBytes.WithLabelValues("raw").Add(float64(bw.Raw - r0))
-			}
-			if h.hooks.BlockServed != nil {
-				h.hooks.BlockServed(wb.File, idx)
 			}
 			pos++
 		}
