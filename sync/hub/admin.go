@@ -200,7 +200,9 @@ func (h *Hub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, http.StatusConflict, "the uploaded bytes do not hash to %s (the upload was damaged); upload again", r.PathValue("id"))
 		return
 	}
-	res, err := h.Publish(r.Context(), path, channel)
+	// The import goes on if the client gives up waiting (a big pack on a
+	// slow disk): running publish again then finds it already published.
+	res, err := h.Publish(context.WithoutCancel(r.Context()), path, channel)
 	if errors.Is(err, pack.ErrInvalid) {
 		adminFail(w, http.StatusUnprocessableEntity, "%v", err)
 		return
