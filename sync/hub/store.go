@@ -378,3 +378,19 @@ func (h *Hub) isOffered(ctx context.Context, from, to string) (bool, error) {
 	h.offered = offered
 	return offered[key], nil
 }
+
+// mayFetch reports whether a box may fetch a file: the file must belong to
+// a course version visible in one of the box's channels. Without it any
+// enrolled box could read any file whose hash it learned.
+func (h *Hub) mayFetch(ctx context.Context, b *box, sha string) (bool, error) {
+	chJSON, _ := json.Marshal(b.channels)
+	var n int
+	err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM version_files vf
+		JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
+		JOIN hub_course_channels cc ON cc.course_id = vf.course_id
+		WHERE vf.sha256 = ? AND cc.channel IN (SELECT value FROM json_each(?)) LIMIT 1)`, sha, string(chJSON)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("authorise file %s: %w", sha, err)
+	}
+	return n > 0, nil
+}

@@ -134,7 +134,15 @@ func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := &wire.FilesResponse{Files: []wire.FileBlocks{}}
+	d := deviceOf(r)
 	for _, sha := range req.Files {
+		if ok, err := h.mayFetch(r.Context(), d.box, sha); err != nil {
+			h.fail(w, r, http.StatusInternalServerError, internal(err))
+			return
+		} else if !ok {
+			h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("no course in this box's channels holds file %s (it may have been replaced since the box asked for changes)", sha)})
+			return
+		}
 		size, bs, err := h.store.Stat(r.Context(), sha)
 		if errors.Is(err, blockstore.ErrNotFound) {
 			h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("the hub holds no file %s", sha)})
@@ -182,8 +190,15 @@ func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	}
 	pos := 0
 	var buf []byte
+	d := deviceOf(r)
 	for _, wb := range req.Want {
 		f, size, bs, err := h.openForBlocks(r.Context(), wb.File)
+		if err == nil {
+			var ok bool
+			if ok, err = h.mayFetch(r.Context(), d.box, wb.File); err == nil && !ok {
+				err = blockstore.ErrNotFound // sent as Missing frames
+			}
+		}
 		for _, idx := range wb.Indexes {
 			if err != nil || idx < 0 || idx >= wire.NumBlocks(size, bs) {
 				if bw.Missing(pos) != nil {
@@ -266,6 +281,13 @@ func (h *Hub) handlePatch(w http.ResponseWriter, r *http.Request) {
 	seg, err := strconv.Atoi(q.Get("seg"))
 	if err != nil || seg < 0 {
 		h.badRequest(w, r, fmt.Errorf("seg must be a segment number, got %q", q.Get("seg")))
+		return
+	}
+	if ok, err := h.mayFetch(r.Context(), deviceOf(r).box, to); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, internal(err))
+		return
+	} else if !ok {
+		h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("no course in this box's channels holds file %s", to)})
 		return
 	}
 	if ok, err := h.isOffered(r.Context(), from, to); err != nil {

@@ -1,6 +1,7 @@
 package synctest
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -301,3 +303,44 @@ func TestHubRestartMidSync(t *testing.T) {
 type identityT = identity.Identity
 
 func loadIdentity(dir string) (*identity.Identity, error) { return identity.Load(dir) }
+
+// TestFilesOutsideTheBoxsChannels: knowing a file's hash is not enough; a
+// box only gets files of courses in its own channels.
+func TestFilesOutsideTheBoxsChannels(t *testing.T) {
+	h := startHub(t)
+	secret := Course(12, 0, 0, 1, 200<<10, 1)
+	publish(t, h, "staff-only", 1, secret, "staff")
+	publish(t, h, "open", 1, Course(13, 0, 0, 1, 100<<10, 1), "science")
+	b := enrolBox(t, h.URL(), h, "science")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: wire.ClientTLS(b.Node.Identity.Cert, h.Node.Identity.DeviceID)}}
+	defer hc.CloseIdleConnections()
+	ask := func(path string, req any) *http.Response {
+		body, err := wire.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Post(h.URL()+path, wire.ContentTypeJSON, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := ask(wire.PathFiles, &wire.FilesRequest{Files: []string{sha256hex(secret[0].Data)}})
+	err := wire.ReadError(resp)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("block list of another channel's file: %s", resp.Status)
+	}
+	wantCode(t, err, wire.CodeNotFound)
+
+	resp = ask(wire.PathBlocks, &wire.BlocksRequest{Want: []wire.WantBlocks{{File: sha256hex(secret[0].Data), Indexes: []int{0}}}})
+	defer resp.Body.Close()
+	br, err := wire.NewBlockReader(resp.Body, []int{128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := br.Next()
+	if err != nil || !blk.Missing {
+		t.Fatalf("a block of another channel's file: %+v %v", blk, err)
+	}
+}
