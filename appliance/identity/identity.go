@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/syncthing/syncthing/lib/protocol"
+
+	"outpost/appliance/atomicfile"
 )
 
 // Identity is a node's certificate and the device ID derived from it.
@@ -74,10 +76,10 @@ func LoadOrCreate(dir, commonName string) (*Identity, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("create identity: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, false, fmt.Errorf("create identity: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, false, fmt.Errorf("create identity: %w", err)
 	}
 	id, err = Load(dir)
@@ -96,24 +98,4 @@ func Load(dir string) (*Identity, error) {
 		return nil, fmt.Errorf("load identity from %s: %w; move the directory aside to make a new identity (the box must then be enrolled again)", dir, err)
 	}
 	return &Identity{Cert: cert, DeviceID: protocol.NewDeviceID(cert.Certificate[0])}, nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -7,6 +7,7 @@ package hub
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"outpost/appliance/atomicfile"
 	"outpost/appliance/identity"
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
@@ -78,9 +81,6 @@ type Hub struct {
 	patches    *patchCache
 	metrics    *metrics
 
-	offerMu sync.Mutex
-	offered map[string]bool // "FROM"+"TO" SHA-256 pairs a patch may be built for
-
 	uploadsMu sync.Mutex
 	uploads   map[string]*sync.Mutex // per upload file; a few per publish, never pruned
 }
@@ -117,7 +117,7 @@ func (h *Hub) DeviceID() string { return h.id.DeviceID.String() }
 func LoadOrCreateAdminToken(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "hub", "admin-token")
 	if b, err := os.ReadFile(path); err == nil {
-		if tok := string(trimSpace(b)); tok != "" {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
 			return tok, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -130,21 +130,10 @@ func LoadOrCreateAdminToken(dataDir string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	return tok, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // Handler is the hub's whole HTTP API.
@@ -178,7 +167,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tlsListener(ln, srv.TLSConfig)) }()
+	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
 	if ready != nil {
 		ready()
 	}

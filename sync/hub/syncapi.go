@@ -2,11 +2,9 @@ package hub
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,8 +14,6 @@ import (
 	"outpost/content/blockstore"
 	"outpost/sync/wire"
 )
-
-func tlsListener(ln net.Listener, cfg *tls.Config) net.Listener { return tls.NewListener(ln, cfg) }
 
 type ctxKey struct{}
 
@@ -72,6 +68,16 @@ func (h *Hub) reply(w http.ResponseWriter, r *http.Request, v any) {
 	w.Write(b)
 }
 
+// decodeRequest reads a request body of at most limit compressed bytes,
+// answering 400 itself when it cannot.
+func (h *Hub) decodeRequest(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, limit), v, wire.MaxRequest); err != nil {
+		h.badRequest(w, r, err)
+		return false
+	}
+	return true
+}
+
 func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
 	h.fail(w, r, http.StatusBadRequest, &wire.Error{Code: wire.CodeBadRequest, Message: err.Error()})
 }
@@ -83,8 +89,7 @@ func (h *Hub) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.EnrolRequest
-	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 64<<10), &req, wire.MaxRequest); err != nil {
-		h.badRequest(w, r, err)
+	if !h.decodeRequest(w, r, 64<<10, &req) {
 		return
 	}
 	secret, _, err := wire.ParseToken(req.Token)
@@ -125,8 +130,7 @@ func (h *Hub) handleChanges(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 	var req wire.FilesRequest
-	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 1<<20), &req, wire.MaxRequest); err != nil {
-		h.badRequest(w, r, err)
+	if !h.decodeRequest(w, r, 1<<20, &req) {
 		return
 	}
 	if len(req.Files) > wire.MaxFilesPerQuery {
@@ -169,8 +173,7 @@ func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	var req wire.BlocksRequest
-	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, 1<<20), &req, wire.MaxRequest); err != nil {
-		h.badRequest(w, r, err)
+	if !h.decodeRequest(w, r, 1<<20, &req) {
 		return
 	}
 	n := 0

@@ -19,6 +19,7 @@ import (
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
+	"outpost/appliance/atomicfile"
 	"outpost/appliance/identity"
 	"outpost/sync/wire"
 )
@@ -74,24 +75,7 @@ func saveLink(dataDir string, l *Link) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, LinkFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("save upstream link: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("save upstream link: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save upstream link: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save upstream link: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(filepath.Join(dataDir, LinkFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save upstream link: %w", err)
 	}
 	return nil

@@ -68,17 +68,23 @@ var ErrWrongPeer = errors.New("peer certificate is not the pinned device")
 // and validity dates are deliberately not checked: a box's clock may be
 // years off after a flat RTC battery, and the pin is the trust.
 func ClientTLS(cert tls.Certificate, hub protocol.DeviceID) *tls.Config {
+	c := pinned(hub, "check --upstream, or re-enrol with a token from this hub")
+	c.Certificates = []tls.Certificate{cert}
+	return c
+}
+
+// pinned accepts only the peer whose certificate has the device ID hub;
+// hint says what to check when it is another.
+func pinned(hub protocol.DeviceID, hint string) *tls.Config {
 	return &tls.Config{
-		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true, // replaced by the pin check below
 		MinVersion:         tls.VersionTLS13,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("verify hub: %w: no certificate", ErrWrongPeer)
 			}
-			got := protocol.NewDeviceID(cs.PeerCertificates[0].Raw)
-			if got != hub {
-				return fmt.Errorf("verify hub: %w: it is %s, the box trusts %s; check --upstream, or re-enrol with a token from this hub", ErrWrongPeer, got, hub)
+			if got := protocol.NewDeviceID(cs.PeerCertificates[0].Raw); got != hub {
+				return fmt.Errorf("verify hub: %w: it is %s, expected %s; %s", ErrWrongPeer, got, hub, hint)
 			}
 			return nil
 		},
@@ -107,17 +113,5 @@ func PeerDevice(cs *tls.ConnectionState) (protocol.DeviceID, bool) {
 // AdminTLS is an operator tool's side of TLS to a hub's admin API: no
 // client certificate (the admin token authenticates), the hub pinned.
 func AdminTLS(hub protocol.DeviceID) *tls.Config {
-	return &tls.Config{
-		InsecureSkipVerify: true, // replaced by the pin check below
-		MinVersion:         tls.VersionTLS13,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("verify hub: %w: no certificate", ErrWrongPeer)
-			}
-			if got := protocol.NewDeviceID(cs.PeerCertificates[0].Raw); got != hub {
-				return fmt.Errorf("verify hub: %w: it is %s, expected %s; check --hub and --hub-id", ErrWrongPeer, got, hub)
-			}
-			return nil
-		},
-	}
+	return pinned(hub, "check --hub and --hub-id")
 }
