@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"outpost/sync/hub"
 	"outpost/sync/upstream"
 )
 
@@ -52,13 +53,30 @@ func (s *syncService) Serve(ctx context.Context) error {
 	}
 }
 
-func (n *Node) newSyncClient(link *upstream.Link) *upstream.Client {
+// SyncOptions is what this node's sync client is built from. Tests set
+// Hooks (or another Identity) before upstream.New.
+func (n *Node) SyncOptions() upstream.Options {
 	interval, err := time.ParseDuration(n.Config.SyncInterval)
 	if err != nil || interval <= 0 {
 		interval = 5 * time.Minute
 	}
-	return upstream.New(upstream.Options{DataDir: n.Config.DataDir, DB: n.DB, Store: n.Store, Catalog: n.Catalog,
-		Library: n.Library, Identity: n.Identity, Log: n.Log, Software: Software, Interval: interval}, link)
+	return upstream.Options{DataDir: n.Config.DataDir, DB: n.DB, Store: n.Store, Catalog: n.Catalog,
+		Library: n.Library, Identity: n.Identity, Log: n.Log, Software: Software, Interval: interval}
+}
+
+func (n *Node) newSyncClient(link *upstream.Link) *upstream.Client {
+	return upstream.New(n.SyncOptions(), link)
+}
+
+// HubOptions is what a hub over this node is built from, its admin token
+// loaded (made on first start).
+func (n *Node) HubOptions() (hub.Options, error) {
+	tok, err := hub.LoadOrCreateAdminToken(n.Config.DataDir)
+	if err != nil {
+		return hub.Options{}, err
+	}
+	return hub.Options{DataDir: n.Config.DataDir, DB: n.DB, Store: n.Store, Catalog: n.Catalog, Library: n.Library,
+		Identity: n.Identity, AdminToken: tok, Log: n.Log}, nil
 }
 
 // SyncClient returns a sync client for an enrolled node, for verbs that

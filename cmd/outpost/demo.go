@@ -51,7 +51,7 @@ and DIR/box. Running it again reuses both.`,
 				return fmt.Errorf("demo: open the hub: %w", err)
 			}
 			defer hubNode.Close()
-			h, err := newHub(g, hubNode)
+			h, err := newHub(hubNode)
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}

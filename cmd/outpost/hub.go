@@ -37,7 +37,7 @@ DIR/hub/admin-token.`,
 				return err
 			}
 			defer node.Close()
-			h, err := newHub(g, node)
+			h, err := newHub(node)
 			if err != nil {
 				return err
 			}
@@ -55,13 +55,12 @@ DIR/hub/admin-token.`,
 	return cmd
 }
 
-func newHub(g *globals, node *appliance.Node) (*hub.Hub, error) {
-	tok, err := hub.LoadOrCreateAdminToken(g.data)
+func newHub(node *appliance.Node) (*hub.Hub, error) {
+	o, err := node.HubOptions()
 	if err != nil {
 		return nil, err
 	}
-	return hub.New(hub.Options{DataDir: g.data, DB: node.DB, Store: node.Store, Catalog: node.Catalog, Library: node.Library,
-		Identity: node.Identity, AdminToken: tok, Log: node.Log})
+	return hub.New(o)
 }
 
 // hubURL is the URL boxes and tools use for a hub listening on a.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -328,55 +329,44 @@ func courseChange(ctx context.Context, tx *sql.Tx, id string, version int64) (*w
 }
 
 // isOffered reports whether the hub offers a patch from one file to
-// another: only those pairs may be built, or any enrolled box could make
-// the hub spend seconds of CPU and 128 MiB per request on arbitrary pairs.
-// The set is rebuilt from the kept versions when a pair is not found (after
-// a restart, or a publish since the last rebuild).
+// another (in the changes of a course now holding the new file): only those
+// pairs may be built, or any enrolled box could make the hub spend seconds
+// of CPU and 128 MiB per request on arbitrary pairs.
 func (h *Hub) isOffered(ctx context.Context, from, to string) (bool, error) {
-	key := from + to
-	h.offerMu.Lock()
-	defer h.offerMu.Unlock()
-	if h.offered[key] {
-		return true, nil
-	}
-	rows, err := h.db.QueryContext(ctx, `SELECT DISTINCT course_id FROM hub_versions`)
+	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return false, fmt.Errorf("patch offers: %w", err)
 	}
-	var ids []string
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT c.id, c.current_version FROM version_files vf
+		JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version WHERE vf.sha256 = ?`, to)
+	if err != nil {
+		return false, fmt.Errorf("patch offers: %w", err)
+	}
+	type version struct {
+		id string
+		v  int64
+	}
+	var holders []version
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var hv version
+		if err := rows.Scan(&hv.id, &hv.v); err != nil {
 			rows.Close()
 			return false, fmt.Errorf("patch offers: %w", err)
 		}
-		ids = append(ids, id)
+		holders = append(holders, hv)
 	}
 	rows.Close()
-	offered := map[string]bool{}
-	for _, id := range ids {
-		tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			return false, fmt.Errorf("patch offers: %w", err)
-		}
-		var v int64
-		err = tx.QueryRowContext(ctx, `SELECT max(version) FROM hub_versions WHERE course_id = ?`, id).Scan(&v)
-		var cc *wire.CourseChange
-		if err == nil {
-			cc, err = courseChange(ctx, tx, id, v)
-		}
-		tx.Rollback()
+	for _, hv := range holders {
+		cc, err := courseChange(ctx, tx, hv.id, hv.v)
 		if err != nil {
 			return false, err
 		}
-		for t, froms := range cc.Patches {
-			for _, f := range froms {
-				offered[f+t] = true
-			}
+		if slices.Contains(cc.Patches[to], from) {
+			return true, nil
 		}
 	}
-	h.offered = offered
-	return offered[key], nil
+	return false, nil
 }
 
 // mayFetch reports whether a box may fetch a file: the file must belong to

@@ -68,13 +68,14 @@ func TestSyncThroughCutLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	c, err := b.Through("https://"+proxy.Addr(), &upstream.Hooks{BlockStored: func(hash []byte, source string) {
+	var fetched fetchCounter
+	c, err := b.Through("https://"+proxy.Addr(), fetched.hooks(func(hash []byte, source string) {
 		if source == "fetched" {
 			mu.Lock()
 			stored[string(hash)] = true
 			mu.Unlock()
 		}
-	}}, nil)
+	}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestSyncThroughCutLink(t *testing.T) {
 	if st.Cuts < 20 {
 		t.Fatalf("only %d cuts; the test needs at least 20", st.Cuts)
 	}
-	for hash, n := range c.FetchCounts() {
+	for hash, n := range fetched.counts() {
 		if n != 1 {
 			t.Fatalf("block %s was fetched and verified %d times", hash, n)
 		}

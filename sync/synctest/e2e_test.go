@@ -3,15 +3,19 @@ package synctest
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"outpost/content/samplecourse"
 	"outpost/sync/hub"
+	"outpost/sync/upstream"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -161,4 +165,33 @@ func TestSyncPublishUpdateRemove(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(b.Node.Config.DataDir, "sync", "partial")); len(ents) != 0 {
 		t.Fatalf("partials left: %v", ents)
 	}
+}
+
+// fetchCounter counts, per block hash, the blocks a box fetched, verified
+// and stored, through the client's hook; chained to next if given.
+type fetchCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *fetchCounter) hooks(next func(hash []byte, source string)) *upstream.Hooks {
+	return &upstream.Hooks{BlockStored: func(hash []byte, source string) {
+		if source == "fetched" {
+			f.mu.Lock()
+			if f.n == nil {
+				f.n = map[string]int{}
+			}
+			f.n[hex.EncodeToString(hash)]++
+			f.mu.Unlock()
+		}
+		if next != nil {
+			next(hash, source)
+		}
+	}}
+}
+
+func (f *fetchCounter) counts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.n)
 }

@@ -111,8 +111,9 @@ func TestUnknownDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := upstream.New(upstream.Options{DataDir: b.Node.Config.DataDir, DB: b.Node.DB, Store: b.Node.Store, Catalog: b.Node.Catalog,
-		Library: b.Node.Library, Identity: freshIdentity(t, 0), Software: "test"}, link)
+	o := b.Node.SyncOptions()
+	o.Identity = freshIdentity(t, 0)
+	c := upstream.New(o, link)
 	wantCode(t, c.Pass(testCtx(t)), wire.CodeUnknownDevice)
 }
 
@@ -204,11 +205,16 @@ func TestBadBlocksAndStreams(t *testing.T) {
 	files := Course(7, 2, 1<<20, 1, 300<<10, 12) // HTML pages compress: their frames are zstd
 	publish(t, h, "faults", 1, files, "science")
 	b := enrolBox(t, h.URL(), h, "science")
-	if err := b.Client.Pass(testCtx(t)); err != nil {
+	var fetched fetchCounter
+	c, err := b.Through(h.URL(), fetched.hooks(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pass(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	assertHolds(t, b, "faults", 1, files)
-	st := b.Client.Status()
+	st := c.Status()
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("corrupted %d, mangled %d, aborted %d; status %+v", len(corrupted), len(mangled), len(aborted), st.Totals)
@@ -221,7 +227,7 @@ func TestBadBlocksAndStreams(t *testing.T) {
 	if st.Totals.BadStreams < 2 || len(aborted) == 0 {
 		t.Fatalf("%d frames mangled and %d streams aborted, %d bad streams counted", len(mangled), len(aborted), st.Totals.BadStreams)
 	}
-	for hash, n := range b.Client.FetchCounts() {
+	for hash, n := range fetched.counts() {
 		if n != 1 {
 			t.Fatalf("block %s verified %d times", hash, n)
 		}
@@ -271,7 +277,8 @@ func TestHubRestartMidSync(t *testing.T) {
 	addr := h.Addr
 	restarted := make(chan *Hub, 1)
 	var fired atomic.Bool
-	c, err := b.Through(h.URL(), &upstream.Hooks{BlockStored: func(_ []byte, source string) {
+	var fetched fetchCounter
+	c, err := b.Through(h.URL(), fetched.hooks(func(_ []byte, source string) {
 		if source != "fetched" || fired.Swap(true) {
 			return
 		}
@@ -285,7 +292,7 @@ func TestHubRestartMidSync(t *testing.T) {
 			}
 			restarted <- nh
 		}()
-	}}, nil)
+	}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +300,7 @@ func TestHubRestartMidSync(t *testing.T) {
 	nh := <-restarted
 	defer nh.Stop()
 	assertHolds(t, b, "restart", 1, files)
-	for hash, n := range c.FetchCounts() {
+	for hash, n := range fetched.counts() {
 		if n != 1 {
 			t.Fatalf("block %s verified %d times", hash, n)
 		}

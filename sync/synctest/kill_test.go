@@ -45,16 +45,17 @@ func syncChild(dir string) int {
 	}
 	out := bufio.NewWriter(os.Stdout)
 	var mu sync.Mutex
-	c := upstream.New(upstream.Options{DataDir: dir, DB: node.DB, Store: node.Store, Catalog: node.Catalog, Library: node.Library,
-		Identity: node.Identity, Software: "test", Hooks: &upstream.Hooks{BlockStored: func(hash []byte, source string) {
-			if source != "fetched" {
-				return
-			}
-			mu.Lock()
-			fmt.Fprintf(out, "stored %x\n", hash)
-			out.Flush()
-			mu.Unlock()
-		}}}, link)
+	o := node.SyncOptions()
+	o.Hooks = &upstream.Hooks{BlockStored: func(hash []byte, source string) {
+		if source != "fetched" {
+			return
+		}
+		mu.Lock()
+		fmt.Fprintf(out, "stored %x\n", hash)
+		out.Flush()
+		mu.Unlock()
+	}}
+	c := upstream.New(o, link)
 	for range 5 {
 		if err := c.Pass(ctx); err == nil {
 			fmt.Fprintln(out, "done")

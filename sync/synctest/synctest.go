@@ -41,13 +41,13 @@ func StartHubClock(ctx context.Context, dir, addr string, hooks *hub.Hooks, log 
 	if err != nil {
 		return nil, err
 	}
-	tok, err := hub.LoadOrCreateAdminToken(dir)
+	o, err := node.HubOptions()
 	if err != nil {
 		node.Close()
 		return nil, err
 	}
-	hb, err := hub.New(hub.Options{DataDir: dir, DB: node.DB, Store: node.Store, Catalog: node.Catalog, Library: node.Library,
-		Identity: node.Identity, AdminToken: tok, Log: log, Hooks: hooks, Now: now})
+	o.Hooks, o.Now = hooks, now
+	hb, err := hub.New(o)
 	if err != nil {
 		node.Close()
 		return nil, err
@@ -77,6 +77,9 @@ func (h *Hub) Stop() error {
 	return errors.Join(err, h.Node.Close())
 }
 
+// Software is the version test boxes report to the hub.
+const Software = "test"
+
 // Box is an enrolled box.
 type Box struct {
 	Node   *appliance.Node
@@ -90,14 +93,14 @@ func StartBox(ctx context.Context, dir, hubURL, token string, hooks *upstream.Ho
 	if err != nil {
 		return nil, err
 	}
-	link, err := upstream.Enrol(ctx, dir, node.Identity, hubURL, token, "", "test")
+	link, err := upstream.Enrol(ctx, dir, node.Identity, hubURL, token, "", Software)
 	if err != nil {
 		node.Close()
 		return nil, err
 	}
-	c := upstream.New(upstream.Options{DataDir: dir, DB: node.DB, Store: node.Store, Catalog: node.Catalog, Library: node.Library,
-		Identity: node.Identity, Log: log, Software: "test", Hooks: hooks}, link)
-	return &Box{Node: node, Client: c}, nil
+	o := node.SyncOptions()
+	o.Hooks, o.Software = hooks, Software
+	return &Box{Node: node, Client: upstream.New(o, link)}, nil
 }
 
 // Through returns a client for the same box that reaches the hub at
@@ -109,8 +112,12 @@ func (b *Box) Through(url string, hooks *upstream.Hooks, log *slog.Logger) (*ups
 	}
 	l := *link
 	l.URL = url
-	return upstream.New(upstream.Options{DataDir: b.Node.Config.DataDir, DB: b.Node.DB, Store: b.Node.Store, Catalog: b.Node.Catalog,
-		Library: b.Node.Library, Identity: b.Node.Identity, Log: log, Software: "test", Hooks: hooks}, &l), nil
+	o := b.Node.SyncOptions()
+	o.Hooks, o.Software = hooks, Software
+	if log != nil {
+		o.Log = log
+	}
+	return upstream.New(o, &l), nil
 }
 
 // Close closes the box's database.

@@ -3,7 +3,6 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -194,12 +193,16 @@ func (c *Client) fetchPatch(ctx context.Context, from, to string, seg int, old i
 	if _, err := old.ReadAt(dict, off); err != nil {
 		return nil, 0, fmt.Errorf("sync: read patch base: %w", err)
 	}
-	body := &countingReader{r: newStallReader(resp.Body, cancel)}
+	sr := newStallReader(resp.Body, cancel)
+	defer sr.stop()
+	body := &countingReader{r: sr}
 	out, err := patch.Decode(io.LimitReader(body, 2*patch.SegmentSize+(1<<20)), dict, segLen)
+	if errors.Is(err, patch.ErrCorrupt) {
+		return nil, body.n, err
+	}
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetErr(err) {
-			return nil, body.n, err
-		}
+		// Decode reports only corrupt patches as ErrCorrupt; anything else
+		// went wrong while reading it off the link.
 		return nil, body.n, fmt.Errorf("patch: %w: %w", wire.ErrTruncated, err)
 	}
 	if int64(len(out)) != segLen {
@@ -208,13 +211,8 @@ func (c *Client) fetchPatch(ctx context.Context, from, to string, seg int, old i
 	return out, body.n, nil
 }
 
-func isNetErr(err error) bool {
-	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection reset")
-}
-
 type countingReader struct {
-	r interface{ Read([]byte) (int, error) }
+	r io.Reader
 	n int64
 }
 
@@ -407,9 +405,6 @@ func (c *Client) fetchBatch(ctx context.Context, batch []blockRef, mismatches ma
 		if err := c.put(ref.p, ref.i, blk.Data, true, "fetched"); err != nil {
 			return kept, err
 		}
-		c.mu.Lock()
-		c.fetched[hex.EncodeToString(hash)]++
-		c.mu.Unlock()
 		kept += int64(len(blk.Data))
 	}
 }

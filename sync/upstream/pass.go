@@ -58,10 +58,9 @@ type Client struct {
 
 	passMu sync.Mutex // one pass at a time
 
-	mu      sync.Mutex
-	status  Status
-	fetched map[string]int // verified fetched blocks by hash: a test proves no block comes twice
-	saved   time.Time
+	mu     sync.Mutex
+	status Status
+	saved  time.Time
 }
 
 // New returns a client for an enrolled box.
@@ -73,7 +72,7 @@ func New(o Options, link *Link) *Client {
 		o.Interval = 5 * time.Minute
 	}
 	c := &Client{opts: o, link: link, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
-		kick: make(chan struct{}, 1), fetched: map[string]int{}}
+		kick: make(chan struct{}, 1)}
 	if st, err := ReadStatus(context.Background(), o.DB, o.DataDir); err == nil {
 		c.status = *st
 	}
@@ -86,18 +85,6 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status
-}
-
-// FetchCounts is how many times each block hash was fetched and verified
-// in this process.
-func (c *Client) FetchCounts() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.fetched))
-	for k, v := range c.fetched {
-		out[k] = v
-	}
-	return out
 }
 
 func (c *Client) update(f func(*Status)) {
