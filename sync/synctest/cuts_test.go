@@ -87,10 +87,16 @@ func TestSyncThroughCutLink(t *testing.T) {
 	if st.Cuts < 20 {
 		t.Fatalf("only %d cuts; the test needs at least 20", st.Cuts)
 	}
-	for hash, n := range fetched.counts() {
+	counts := fetched.counts()
+	for hash, n := range counts {
 		if n != 1 {
 			t.Fatalf("block %s was fetched and verified %d times", hash, n)
 		}
+	}
+	// The box's own metric agrees: as many blocks fetched as distinct
+	// hashes, none counted twice.
+	if got := c.Status().Totals.BlocksFetched; got != int64(len(counts)) {
+		t.Fatalf("the box's metrics count %d fetched blocks for %d distinct hashes", got, len(counts))
 	}
 	mu.Lock()
 	if len(again) > 0 {
