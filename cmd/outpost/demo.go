@@ -104,12 +104,15 @@ and DIR/box. Running it again reuses both.`,
 			if err != nil {
 				return err
 			}
+			// Totals count since the box's first sync; a second demo run
+			// should report what this pass did (nothing, if it had it all).
+			before := c.Status().Totals
 			if err := c.Pass(ctx); err != nil {
 				return fmt.Errorf("demo: first sync: %w", err)
 			}
-			st := c.Status()
+			after := c.Status().Totals
 			fmt.Fprintf(g.stdout, "Synced: %d blocks fetched, %d reused; the box holds %q (box data: %s).\n",
-				st.Totals.BlocksFetched, st.Totals.BlocksLocal+st.Totals.BlocksShifted, pub.Title, boxDir)
+				after.BlocksFetched-before.BlocksFetched, after.BlocksLocal+after.BlocksShifted-before.BlocksLocal-before.BlocksShifted, pub.Title, boxDir)
 
 			ln, err := listenOrAny(listen, !cmd.Flags().Changed("listen"))
 			if err != nil {
