@@ -81,6 +81,9 @@ type Hub struct {
 	patches    *patchCache
 	metrics    *metrics
 
+	offerMu sync.Mutex
+	offers  map[string]map[string][]string // "course\x00version" → its Patches
+
 	uploadsMu sync.Mutex
 	uploads   map[string]*sync.Mutex // per upload file; a few per publish, never pruned
 }
@@ -97,7 +100,7 @@ func New(o Options) (*Hub, error) {
 		o.Now = time.Now
 	}
 	h := &Hub{dataDir: o.DataDir, db: o.DB, store: o.Store, catalog: o.Catalog, library: o.Library, id: o.Identity,
-		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics(), uploads: map[string]*sync.Mutex{}}
+		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics(), uploads: map[string]*sync.Mutex{}, offers: map[string]map[string][]string{}}
 	if o.Hooks != nil {
 		h.hooks = *o.Hooks
 	}

@@ -358,15 +358,39 @@ func (h *Hub) isOffered(ctx context.Context, from, to string) (bool, error) {
 	}
 	rows.Close()
 	for _, hv := range holders {
-		cc, err := courseChange(ctx, tx, hv.id, hv.v)
+		offers, err := h.offersOf(ctx, tx, hv.id, hv.v)
 		if err != nil {
 			return false, err
 		}
-		if slices.Contains(cc.Patches[to], from) {
+		if slices.Contains(offers[to], from) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// offersOf is a version's patch offers, parsed from its kept manifests
+// once and remembered: a box asks for one patch per segment, and a
+// published version's offers do not change.
+func (h *Hub) offersOf(ctx context.Context, tx *sql.Tx, id string, version int64) (map[string][]string, error) {
+	key := fmt.Sprintf("%s\x00%d", id, version)
+	h.offerMu.Lock()
+	offers, ok := h.offers[key]
+	h.offerMu.Unlock()
+	if ok {
+		return offers, nil
+	}
+	cc, err := courseChange(ctx, tx, id, version)
+	if err != nil {
+		return nil, err
+	}
+	h.offerMu.Lock()
+	if len(h.offers) >= 1024 { // bounded; refilled on demand
+		clear(h.offers)
+	}
+	h.offers[key] = cc.Patches
+	h.offerMu.Unlock()
+	return cc.Patches, nil
 }
 
 // mayFetch reports whether a box may fetch a file: the file must belong to
