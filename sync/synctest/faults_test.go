@@ -234,35 +234,6 @@ func TestBadBlocksAndStreams(t *testing.T) {
 	}
 }
 
-func TestDiskFullPauses(t *testing.T) {
-	h := startHub(t)
-	files := Course(8, 1, 1<<20, 0, 0, 2)
-	publish(t, h, "big", 1, files, "science")
-	b := enrolBox(t, h.URL(), h, "science")
-	free, err := b.Node.Store.FreeBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Leave less room than the course needs.
-	b.Node.Library.Reserve = free - 512<<10
-	err = b.Client.Pass(testCtx(t))
-	if !errors.Is(err, upstream.ErrPaused) || !strings.Contains(err.Error(), "disk full") {
-		t.Fatalf("pass on a full disk: %v", err)
-	}
-	st := b.Client.Status()
-	if st.State != upstream.StatePaused || !strings.Contains(st.Message, "gc") {
-		t.Fatalf("status on a full disk: %+v", st)
-	}
-	if v, _ := b.Node.Catalog.CurrentVersion(testCtx(t), "big"); v != 0 {
-		t.Fatal("a course became visible without its files")
-	}
-	b.Node.Library.Reserve = 0
-	if err := b.Client.Pass(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	assertHolds(t, b, "big", 1, files)
-}
-
 // TestHubRestartMidSync stops the hub while a box is fetching and starts
 // it again on the same address: the box's pass carries on.
 func TestHubRestartMidSync(t *testing.T) {
