@@ -176,12 +176,8 @@ func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	if !h.decodeRequest(w, r, 1<<20, &req) {
 		return
 	}
-	n := 0
-	for _, wb := range req.Want {
-		n += len(wb.Indexes)
-	}
-	if n > wire.MaxBlocksPerBatch {
-		h.badRequest(w, r, fmt.Errorf("at most %d blocks per request, got %d", wire.MaxBlocksPerBatch, n))
+	if err := req.Validate(); err != nil {
+		h.badRequest(w, r, err)
 		return
 	}
 	h.ok(r)

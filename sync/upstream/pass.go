@@ -171,6 +171,9 @@ func (c *Client) pass(ctx context.Context) error {
 	if err := c.call(ctx, http.MethodGet, wire.PathChanges+"?since="+strconv.FormatInt(cursor, 10), nil, &ch); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
+	if err := ch.Validate(); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	var plans []*coursePlan
 	need := map[string]int64{} // file SHA-256 → size
 	bases := map[string][]string{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -88,19 +89,59 @@ func FuzzDecodeChanges(f *testing.F) {
 		&Changes{Cursor: 42, Courses: []CourseChange{{ID: "water-cycle", Version: 3, Manifest: []byte(`{"id":"water-cycle"}`),
 			Patches: map[string][]string{sha("new"): {sha("old")}}}}, Removed: []string{"gone"}},
 		&Changes{Courses: []CourseChange{}, Removed: []string{}},
+		&Changes{Cursor: -1},
+		&Changes{Courses: []CourseChange{{ID: "Water", Version: 1, Manifest: []byte("{}")}}, Removed: []string{"../x"}},
+		&Changes{Courses: []CourseChange{{ID: "w", Version: 1, Manifest: []byte("{}"), Patches: map[string][]string{"zz": {sha("old")}}}}},
 	)
 	f.Fuzz(func(t *testing.T, data []byte, compress bool) {
 		c := fuzzDecode[Changes](t, data, compress)
 		if c == nil {
 			return
 		}
+		err := c.Validate()
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Validate failed with %v, which does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		// What the box relies on once Validate passes, restated
+		// independently of Validate's code.
+		if c.Cursor < 0 {
+			t.Fatalf("valid changes with cursor %d", c.Cursor)
+		}
+		ids := map[string]bool{}
 		for _, cc := range c.Courses {
+			if !courseIDPattern.MatchString(cc.ID) || ids[cc.ID] {
+				t.Fatalf("valid changes with course ID %q (seen before: %v)", cc.ID, ids[cc.ID])
+			}
+			ids[cc.ID] = true
+			if cc.Version < 1 || len(cc.Manifest) == 0 || len(cc.Manifest) > MaxManifest {
+				t.Fatalf("valid change %s v%d with a %d-byte manifest", cc.ID, cc.Version, len(cc.Manifest))
+			}
 			for to, froms := range cc.Patches {
-				_, _ = to, len(froms)
+				if !sha256Pattern.MatchString(to) || len(froms) > MaxPatchBases {
+					t.Fatalf("valid patch offer %q with %d bases", to, len(froms))
+				}
+				for _, from := range froms {
+					if !sha256Pattern.MatchString(from) {
+						t.Fatalf("valid patch base %q", from)
+					}
+				}
+			}
+		}
+		for _, id := range c.Removed {
+			if !courseIDPattern.MatchString(id) {
+				t.Fatalf("valid removal of %q", id)
 			}
 		}
 	})
 }
+
+var (
+	courseIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 func FuzzDecodeFilesResponse(f *testing.F) {
 	fb := sampleFileBlocks()
@@ -147,17 +188,26 @@ func FuzzDecodeBlocksRequest(f *testing.F) {
 		&BlocksRequest{Want: []WantBlocks{{File: sha("a"), Indexes: []int{0, 5, 2}}, {File: sha("b"), Indexes: []int{7}}}},
 		&BlocksRequest{Want: []WantBlocks{{File: "", Indexes: []int{-1}}}},
 		&FilesRequest{Files: []string{sha("a")}},
+		&BlocksRequest{Want: make([]WantBlocks, MaxBlocksPerBatch+1)},
 	)
 	f.Fuzz(func(t *testing.T, data []byte, compress bool) {
-		r := fuzzDecode[BlocksRequest](t, data, compress)
-		if r == nil {
-			return
+		if r := fuzzDecode[BlocksRequest](t, data, compress); r != nil {
+			n := 0
+			for _, w := range r.Want {
+				n += len(w.Indexes)
+			}
+			err := r.Validate()
+			switch {
+			case err != nil && !errors.Is(err, ErrMalformed):
+				t.Fatalf("Validate failed with %v, which does not wrap ErrMalformed", err)
+			case err == nil && (n > MaxBlocksPerBatch || len(r.Want) > MaxBlocksPerBatch):
+				// The hub does one lookup per file and one read per
+				// block of a valid request: both must be bounded.
+				t.Fatalf("valid request for %d blocks of %d files", n, len(r.Want))
+			case err != nil && n <= MaxBlocksPerBatch && len(r.Want) <= MaxBlocksPerBatch:
+				t.Fatalf("refused a request within the limits: %v", err)
+			}
 		}
-		n := 0
-		for _, w := range r.Want {
-			n += len(w.Indexes)
-		}
-		_ = n > MaxBlocksPerBatch
 		fuzzDecode[FilesRequest](t, data, compress)
 	})
 }
