@@ -6,9 +6,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime/metrics"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +38,7 @@ func FuzzParseManifest(f *testing.F) {
 			}
 			return
 		}
+		checkManifestInvariants(t, m)
 		b, err := m.Marshal()
 		if err != nil {
 			t.Fatalf("Marshal of a parsed manifest: %v", err)
@@ -47,6 +51,54 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("round trip changed the manifest:\n%+v\n%+v", m, m2)
 		}
 	})
+}
+
+// checkManifestInvariants restates, independently of Validate's code, what
+// the importer, the catalog, the portal and the box rely on once a
+// manifest parses: identifiers the catalog and URLs accept, unique ids,
+// clean relative paths, files named by their SHA-256, and every item's file
+// (and transcript) listed.
+func checkManifestInvariants(t *testing.T, m *Manifest) {
+	t.Helper()
+	id := regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	hash := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	if m.Format != FormatVersion || !id.MatchString(m.ID) || m.Version < 1 || strings.TrimSpace(m.Title) == "" {
+		t.Fatalf("accepted manifest with format %d, id %q, version %d, title %q", m.Format, m.ID, m.Version, m.Title)
+	}
+	if len(m.Lessons) == 0 {
+		t.Fatal("accepted a manifest with no lesson")
+	}
+	for p, f := range m.Files {
+		if p == "" || p == ManifestName || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || path.Clean(p) != p ||
+			p == ".." || strings.HasPrefix(p, "../") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("accepted file path %q", p)
+		}
+		if !hash.MatchString(f.SHA256) || f.Size < 0 {
+			t.Fatalf("accepted file %q with sha256 %q, size %d", p, f.SHA256, f.Size)
+		}
+	}
+	ids := map[string]bool{}
+	for _, l := range m.Lessons {
+		if !id.MatchString(l.ID) || ids["lesson "+l.ID] {
+			t.Fatalf("accepted lesson id %q", l.ID)
+		}
+		ids["lesson "+l.ID] = true
+		for _, it := range l.Items {
+			if !id.MatchString(it.ID) || ids[it.ID] || !it.Kind.Valid() {
+				t.Fatalf("accepted item id %q, kind %q", it.ID, it.Kind)
+			}
+			ids[it.ID] = true
+			if _, ok := m.Files[it.File]; !ok {
+				t.Fatalf("accepted item %s whose file %q is not listed", it.ID, it.File)
+			}
+			if _, ok := m.Files[it.TextFile]; it.TextFile != "" && !ok {
+				t.Fatalf("accepted item %s whose text file %q is not listed", it.ID, it.TextFile)
+			}
+			if it.Entry != "" && (it.Kind != KindHTML5 || CheckPath(it.Entry) != nil) {
+				t.Fatalf("accepted entry %q on a %s item", it.Entry, it.Kind)
+			}
+		}
+	}
 }
 
 // normalize treats empty and nil slices and maps as equal: omitempty drops

@@ -156,6 +156,31 @@ type coursePlan struct {
 	manifest *pack.Manifest
 }
 
+// planCourse checks a course change from the upstream before the box
+// fetches anything for it: its manifest must be one the importer would
+// accept, it must be the course and version the change names, and every
+// patch offer must be for a file of that manifest (the box asks the hub for
+// nothing else).
+func planCourse(cc wire.CourseChange) (*coursePlan, error) {
+	m, err := pack.ParseManifest(cc.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("sync: course %s from the hub: %w", cc.ID, err)
+	}
+	if m.ID != cc.ID || m.Version != cc.Version {
+		return nil, fmt.Errorf("sync: %w: change names %s v%d but its manifest is %s v%d", wire.ErrMalformed, cc.ID, cc.Version, m.ID, m.Version)
+	}
+	files := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		files[f.SHA256] = true
+	}
+	for to := range cc.Patches {
+		if !files[to] {
+			return nil, fmt.Errorf("sync: %w: course %s offers a patch for %s, which is not one of its files", wire.ErrMalformed, cc.ID, to)
+		}
+	}
+	return &coursePlan{change: cc, manifest: m}, nil
+}
+
 func (c *Client) pass(ctx context.Context) error {
 	release, err := c.opts.Library.Hold()
 	if err != nil {
@@ -188,14 +213,12 @@ func (c *Client) pass(ctx context.Context) error {
 			}
 			continue
 		}
-		m, err := pack.ParseManifest(cc.Manifest)
+		p, err := planCourse(cc)
 		if err != nil {
-			return fmt.Errorf("sync: course %s from the hub: %w", cc.ID, err)
+			return err
 		}
-		if m.ID != cc.ID || m.Version != cc.Version {
-			return fmt.Errorf("sync: %w: change names %s v%d but its manifest is %s v%d", wire.ErrMalformed, cc.ID, cc.Version, m.ID, m.Version)
-		}
-		plans = append(plans, &coursePlan{change: cc, manifest: m})
+		plans = append(plans, p)
+		m := p.manifest
 		for _, f := range m.Files {
 			have, err := c.opts.Store.Has(ctx, f.SHA256)
 			if err != nil {
