@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
+	"outpost/content/pack"
 	"outpost/content/samplecourse"
 )
 
@@ -119,7 +123,42 @@ func TestContentVerbs(t *testing.T) {
 		{[]string{"content", "show", m.ID}, m.Lessons[0].Title},
 		{[]string{"content", "du"}, m.ID},
 		{[]string{"content", "verify"}, "all files are intact"},
-		{[]string{"content", "export", m.ID, filepath.Join(t.TempDir(), "c.tar.zst")}, "exported"},
+	}
+	for _, s := range steps {
+		out, err := run(t, append(s.args, "--data", data)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", s.args, err, out)
+		}
+		if !strings.Contains(out, s.want) {
+			t.Fatalf("%v: output lacks %q:\n%s", s.args, s.want, out)
+		}
+	}
+	// Each export is a pack another box can import: read it back with the
+	// importer's own reader, then import it into a new node and verify it.
+	raw, err := os.ReadFile(filepath.Join(packDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{".tar.zst", ".tar", ".zip"} {
+		out := filepath.Join(t.TempDir(), "course"+ext)
+		if o, err := run(t, "content", "export", m.ID, out, "--data", data); err != nil || !strings.Contains(o, "exported") {
+			t.Fatalf("export %s: %v\n%s", ext, err, o)
+		}
+		checkExportedPack(t, out, raw, m)
+		other := t.TempDir()
+		for _, s := range [][]string{{"content", "import", out}, {"content", "verify"}} {
+			if o, err := run(t, append(s, "--data", other)...); err != nil {
+				t.Fatalf("%s: %v: %v\n%s", ext, s, err, o)
+			}
+		}
+		if o, err := run(t, "content", "show", m.ID, "--data", other); err != nil || !strings.Contains(o, m.Lessons[0].Title) {
+			t.Fatalf("%s: the re-imported course shows: %v\n%s", ext, err, o)
+		}
+	}
+	steps = []struct {
+		args []string
+		want string
+	}{
 		{[]string{"content", "rm", m.ID}, "removed " + m.ID},
 		{[]string{"content", "gc"}, "removed " + strconv.Itoa(len(m.Files)) + " unreferenced files"},
 	}
@@ -138,5 +177,48 @@ func TestContentVerbs(t *testing.T) {
 	}
 	if _, err := run(t, "content", "show", "nope", "--data", data); err == nil || !strings.Contains(err.Error(), "content ls") {
 		t.Fatalf("show of an unknown course should point at `content ls`, got %v", err)
+	}
+}
+
+// checkExportedPack opens an exported pack with the untrusting reader the
+// importer uses and checks it holds the manifest as imported, byte for byte,
+// and every listed file, whole and matching its hash, and nothing else.
+func checkExportedPack(t *testing.T, path string, manifest []byte, m *pack.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := pack.Open(path)
+	if err != nil {
+		t.Fatalf("open exported %s: %v", path, err)
+	}
+	defer r.Close()
+	got, err := r.Manifest(ctx)
+	if err != nil {
+		t.Fatalf("%s: manifest: %v", path, err)
+	}
+	if !bytes.Equal(got, manifest) {
+		t.Fatalf("%s: the manifest differs from the one imported", path)
+	}
+	seen := map[string]bool{}
+	err = r.Walk(ctx, func(name string, size int64, rd io.Reader) error {
+		want, ok := m.Files[name]
+		if !ok {
+			return fmt.Errorf("%s is not in the manifest", name)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rd)
+		if err != nil {
+			return err
+		}
+		if n != want.Size || hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
+			return fmt.Errorf("%s: %d bytes with SHA-256 %x, want %d bytes with %s", name, n, h.Sum(nil), want.Size, want.SHA256)
+		}
+		seen[name] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(seen) != len(m.Files) {
+		t.Fatalf("%s holds %d of the %d files", path, len(seen), len(m.Files))
 	}
 }
