@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,36 +72,117 @@ func TestMigrationsAreNumberedWithoutGaps(t *testing.T) {
 	}
 }
 
-// TestUpgradeFromEachVersion: a box that stopped at any earlier schema
-// opens with this binary and reaches the latest one.
+// TestUpgradeFromEachVersion: a box that stopped at any earlier schema,
+// holding rows in every table it had, opens with this binary, reaches the
+// latest schema, and still holds those rows.
+//
+// Each migration NNNN comes with testdata/upgrade/NNNN.sql: statements that
+// insert rows into what that schema has, then, after a "-- check" line,
+// queries written against the latest schema that each return 1 when those
+// rows survived. A migration that reshapes a table updates the checks of
+// the seeds before it: that is the point.
 func TestUpgradeFromEachVersion(t *testing.T) {
 	ctx := context.Background()
 	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for stop := 1; stop < len(ms); stop++ {
-		file := filepath.Join(t.TempDir(), "old.db")
-		db, err := sql.Open("sqlite", "file:"+file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms[:stop] {
-			if _, err := db.Exec(m.sql); err != nil {
-				t.Fatalf("apply %s: %v", m.name, err)
+	seeds := make([]upgradeSeed, len(ms))
+	for i, m := range ms {
+		seeds[i] = readUpgradeSeed(t, m.version)
+	}
+	for stop := 1; stop <= len(ms); stop++ {
+		t.Run(fmt.Sprintf("from %d", stop), func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "old.db")
+			db, err := sql.Open("sqlite", "file:"+file+"?_pragma=foreign_keys(1)")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		db.Exec(fmt.Sprintf("PRAGMA user_version = %d", stop))
-		db.Close()
-		db, err = Open(ctx, file)
-		if err != nil {
-			t.Fatalf("upgrade from schema %d: %v", stop, err)
-		}
-		var v int
-		db.QueryRow("PRAGMA user_version").Scan(&v)
-		db.Close()
-		if v != len(ms) {
-			t.Fatalf("upgrade from %d reached %d, want %d", stop, v, len(ms))
+			// Migration k, then seed k: each seed meets the schema it
+			// was written for, as a box's rows met the binary it ran.
+			for k, m := range ms[:stop] {
+				if _, err := db.Exec(m.sql); err != nil {
+					t.Fatalf("apply %s: %v", m.name, err)
+				}
+				if _, err := db.Exec(seeds[k].insert); err != nil {
+					t.Fatalf("seed rows at schema %d: %v", m.version, err)
+				}
+			}
+			if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", stop)); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+
+			db, err = Open(ctx, file)
+			if err != nil {
+				t.Fatalf("upgrade from schema %d: %v", stop, err)
+			}
+			defer db.Close()
+			var v int
+			db.QueryRow("PRAGMA user_version").Scan(&v)
+			if v != len(ms) {
+				t.Fatalf("upgrade from %d reached %d, want %d", stop, v, len(ms))
+			}
+			for _, pragma := range []string{"PRAGMA integrity_check", "PRAGMA foreign_key_check"} {
+				rows, err := db.Query(pragma)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var problems []string
+				for rows.Next() {
+					cols, _ := rows.Columns()
+					vals := make([]any, len(cols))
+					ptrs := make([]any, len(cols))
+					for i := range vals {
+						ptrs[i] = &vals[i]
+					}
+					rows.Scan(ptrs...)
+					if s := fmt.Sprint(vals...); s != "ok" {
+						problems = append(problems, s)
+					}
+				}
+				rows.Close()
+				if len(problems) > 0 {
+					t.Fatalf("%s after upgrading from %d: %v", pragma, stop, problems)
+				}
+			}
+			for k := range stop {
+				for _, q := range seeds[k].checks {
+					var ok sql.NullBool
+					if err := db.QueryRow(q).Scan(&ok); err != nil || !ok.Bool {
+						t.Errorf("rows seeded at schema %d, upgraded from %d: %s\n  = %v (%v)", k+1, stop, q, ok, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+type upgradeSeed struct {
+	insert string
+	checks []string
+}
+
+func readUpgradeSeed(t *testing.T, version int) upgradeSeed {
+	t.Helper()
+	name := filepath.Join("testdata", "upgrade", fmt.Sprintf("%04d.sql", version))
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("migration %d has no seed rows: %v; write %s (see TestUpgradeFromEachVersion)", version, err, name)
+	}
+	insert, check, ok := strings.Cut(string(b), "\n-- check\n")
+	if !ok {
+		t.Fatalf("%s has no \"-- check\" line before its check queries", name)
+	}
+	var s upgradeSeed
+	s.insert = insert
+	for q := range strings.SplitSeq(check, ";\n") {
+		if q = strings.TrimSpace(q); q != "" {
+			s.checks = append(s.checks, q)
 		}
 	}
+	if strings.TrimSpace(insert) == "" || len(s.checks) == 0 {
+		t.Fatalf("%s must insert rows and check them", name)
+	}
+	return s
 }
