@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -235,12 +236,29 @@ func TestRunReportsServersThatGetRangesWrong(t *testing.T) {
 func TestRunStopsAtItsDuration(t *testing.T) {
 	_, srv := newFileServer(t)
 	// The test's own deadline, not the duration, decides failure, so a slow
-	// machine cannot make it flaky; a Run that ignored Duration would hang.
+	// machine cannot make it flaky: a Run that ignored Duration would run
+	// into it and return its error. Only lower bounds are checked against
+	// the clock, which no slowness can break.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Config{URLs: []string{srv.URL + "/b.webm"}, Clients: 3, Duration: 50 * time.Millisecond, RangeSize: 4096, Seed: 2})
+	const d = 300 * time.Millisecond
+	start := time.Now()
+	res, err := Run(ctx, Config{URLs: []string{srv.URL + "/b.webm"}, Clients: 3, Duration: d, RangeSize: 4096, Seed: 2})
+	wall := time.Since(start)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Run ended by its context, not its duration: %v", err)
+	}
+	if res.Elapsed < d {
+		t.Errorf("the run lasted %v, shorter than its duration %v", res.Elapsed, d)
+	}
+	if res.Elapsed > wall {
+		t.Errorf("the run reports %v elapsed, more than the %v Run took", res.Elapsed, wall)
+	}
+	if res.Requests == 0 {
+		t.Error("the run made no request in its duration")
+	}
+	if want := float64(res.Requests) / res.Elapsed.Seconds(); math.Abs(res.RequestsPerSecond-want) > want*1e-9 {
+		t.Errorf("requests/s %v is not requests over the run's elapsed time (%v)", res.RequestsPerSecond, want)
 	}
 	if res.Errors != 0 {
 		t.Errorf("the end of the run was counted as %d errors: %v", res.Errors, res.ErrorKinds)
