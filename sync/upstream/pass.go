@@ -185,7 +185,7 @@ func (c *Client) pass(ctx context.Context) error {
 			}
 			continue
 		}
-		m, err := pack.ParseManifest(cc.Manifest)
+		m, err := pack.ParseStoredManifest(cc.Manifest)
 		if err != nil {
 			return fmt.Errorf("sync: course %s from the hub: %w", cc.ID, err)
 		}
