@@ -9,13 +9,15 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"outpost/content/catalog"
+	"outpost/content/mediatype"
 	"outpost/content/pack"
 )
 
@@ -195,7 +197,11 @@ func (s *server) activity(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h := w.Header()
-	h.Set("Content-Type", catalog.TypeByPath(name))
+	ctype := mediatype.Member(name)
+	h.Set("Content-Type", ctype)
+	if ctype == mediatype.OctetStream {
+		h.Set("Content-Disposition", attachment(path.Base(name)))
+	}
 	h.Set("Content-Security-Policy", activityCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -231,6 +237,11 @@ func (s *server) activity(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.serverError(w, r, fmt.Errorf("activity %s/%s member %s: zip compression method %d is not supported; repack the activity with deflate or no compression", courseID, itemID, name, m.method))
 	}
+}
+
+// activityPath is the URL path of a file inside an activity.
+func activityPath(course, item, member string) string {
+	return "/a/" + url.PathEscape(course) + "/" + url.PathEscape(item) + "/" + escapePath(member)
 }
 
 // etagMatches implements If-None-Match's weak comparison for the deflated
