@@ -82,6 +82,20 @@ func svgPayload(tag string) []byte {
 `)
 }
 
+// xslPayload is an XSLT stylesheet that applies itself and writes a page
+// with the payload, for browsers that still run XSLT; as plain XML it is
+// still an XHTML script element.
+func xslPayload(tag string) []byte {
+	return []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<?xml-stylesheet type="text/xsl" href="#"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns="http://www.w3.org/1999/xhtml">
+<xsl:template match="/"><html><head><title>hostile</title></head><body><script>//<![CDATA[
+` + payloadJS(tag) + `
+//]]></script></body></html></xsl:template>
+</xsl:stylesheet>
+`)
+}
+
 // multipartPayload is a multipart/x-mixed-replace body whose one part is an
 // HTML page.
 func multipartPayload(tag string) []byte {
@@ -166,6 +180,7 @@ func hostileItems(t *testing.T) []hostileItem {
 	return []hostileItem{
 		// The tester's findings, as catalog rows no import can write any more.
 		{id: "xsl-pdf", kind: pack.KindPDF, file: "f/xsl.pdf", data: xhtmlPayload("xsl-pdf"), rowMIME: "text/xsl"},
+		{id: "xslt-pdf", kind: pack.KindPDF, file: "f/xslt.pdf", data: xslPayload("xslt-pdf"), rowMIME: "text/xsl"},
 		{id: "comma-pdf", kind: pack.KindPDF, file: "f/comma.pdf", data: htmlPayload("comma-pdf"), rowMIME: "application/pdf, text/html"},
 		{id: "comma-png", kind: pack.KindDocument, file: "f/comma.png", data: htmlPayload("comma-png"), rowMIME: "image/png, text/html"},
 		{id: "html-video", kind: pack.KindVideo, file: "f/html.webm", data: htmlPayload("html-video"), rowMIME: "text/html"},
@@ -184,9 +199,11 @@ func hostileItems(t *testing.T) []hostileItem {
 		{id: "html-document", kind: pack.KindDocument, file: "f/page.html", data: htmlPayload("html-document"), declared: "text/html"},
 		{id: "html-as-pdf", kind: pack.KindPDF, file: "f/lie.pdf", data: htmlPayload("html-as-pdf"), declared: "application/pdf"},
 		{id: "html-as-video", kind: pack.KindVideo, file: "f/lie.webm", data: htmlPayload("html-as-video"), declared: "video/webm"},
+		{id: "xsl-as-pdf", kind: pack.KindPDF, file: "f/xsl-lie.pdf", data: xslPayload("xsl-as-pdf"), declared: "application/pdf"},
+		{id: "svg-as-png", kind: pack.KindDocument, file: "f/lie.png", data: svgPayload("svg-as-png"), declared: "image/png"},
 		{id: "html-as-text", kind: pack.KindDocument, file: "f/lie.txt", data: htmlPayload("html-as-text"), declared: "text/plain"},
 		{id: "svg-by-ext", kind: pack.KindDocument, file: "f/picture.svg", data: svgPayload("svg-by-ext")},
-		{id: "xsl-by-ext", kind: pack.KindDocument, file: "f/style.xsl", data: xhtmlPayload("xsl-by-ext")},
+		{id: "xsl-by-ext", kind: pack.KindDocument, file: "f/style.xsl", data: xslPayload("xsl-by-ext")},
 		{id: "xhtml-by-ext", kind: pack.KindDocument, file: "f/page.xhtml", data: xhtmlPayload("xhtml-by-ext")},
 		{id: "vtt-transcript", kind: pack.KindVideo, file: "f/v.webm", data: pseudoRandom(4096), declared: "video/webm",
 			textFile: "f/v.vtt", textData: htmlPayload("vtt-transcript")},
