@@ -115,7 +115,7 @@ func (p *parser) peek() byte {
 }
 
 func (p *parser) eat(c byte) bool {
-	if p.peek() == c && !p.done() {
+	if !p.done() && p.s[p.i] == c {
 		p.i++
 		return true
 	}
