@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"outpost/content/mediatype"
 	"outpost/content/pack"
 )
 
@@ -67,8 +68,11 @@ type Item struct {
 	Path     string
 	SHA256   string
 	Size     int64
-	MIME     string
-	Entry    string
+	// MIME is the Content-Type the box chose for the file when the version
+	// was committed (mediatype.ForItem); a row written by an older build may
+	// hold anything, so the portal checks it again before serving.
+	MIME  string
+	Entry string
 	// TextPath is the pack path of the item's transcript (text_file), or
 	// empty; a .vtt one doubles as captions.
 	TextPath string
@@ -208,7 +212,7 @@ func (c *Catalog) Commit(ctx context.Context, m *pack.Manifest, rawManifest []by
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO items(course_id, version, lesson_idx, idx, item_id, kind, title, path, sha256, size, mime, entry, text_path)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.ID, m.Version, li, ii, it.ID, string(it.Kind), it.Title, it.File, f.SHA256, f.Size, MediaType(it), entry, it.TextFile); err != nil {
+				m.ID, m.Version, li, ii, it.ID, string(it.Kind), it.Title, it.File, f.SHA256, f.Size, mediatype.ForItem(string(it.Kind), it.Type, it.File), entry, it.TextFile); err != nil {
 				return v, fmt.Errorf("commit course %s item %s: %w", m.ID, it.ID, err)
 			}
 			body := it.Text

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"path"
 	"strings"
 	"time"
 
@@ -353,72 +351,4 @@ func (c *Catalog) strings(ctx context.Context, q string) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, rows.Err()
-}
-
-// MediaType is the Content-Type the portal sends for an item.
-func MediaType(it pack.Item) string {
-	if it.Type != "" {
-		return it.Type
-	}
-	return TypeByPath(it.File)
-}
-
-// TypeByPath maps a file name to a media type. The kinds packs use are
-// fixed here rather than read from the host's /etc/mime.types, so every box
-// answers the same for them.
-func TypeByPath(p string) string {
-	switch strings.ToLower(path.Ext(p)) {
-	case ".webm":
-		return "video/webm"
-	case ".mp4", ".m4v":
-		return "video/mp4"
-	case ".ogv":
-		return "video/ogg"
-	case ".mp3":
-		return "audio/mpeg"
-	case ".m4a":
-		return "audio/mp4"
-	case ".ogg", ".oga":
-		return "audio/ogg"
-	case ".opus":
-		return "audio/ogg; codecs=opus"
-	case ".wav":
-		return "audio/wav"
-	case ".pdf":
-		return "application/pdf"
-	case ".epub":
-		return "application/epub+zip"
-	case ".zip":
-		return "application/zip"
-	case ".html", ".htm":
-		return "text/html; charset=utf-8"
-	case ".txt":
-		return "text/plain; charset=utf-8"
-	case ".vtt":
-		return "text/vtt; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".js", ".mjs":
-		return "text/javascript; charset=utf-8"
-	case ".json":
-		return "application/json"
-	case ".svg":
-		return "image/svg+xml"
-	case ".png":
-		return "image/png"
-	case ".jpg", ".jpeg":
-		return "image/jpeg"
-	case ".gif":
-		return "image/gif"
-	case ".webp":
-		return "image/webp"
-	case ".woff2":
-		return "font/woff2"
-	case ".wasm":
-		return "application/wasm"
-	}
-	if t := mime.TypeByExtension(path.Ext(p)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }

@@ -33,7 +33,7 @@ func (l *Library) Export(ctx context.Context, id, out string, prog Progress) err
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	m, err := pack.ParseManifest(raw)
+	m, err := pack.ParseStoredManifest(raw)
 	if err != nil {
 		return fmt.Errorf("export %s: stored manifest: %w", id, err)
 	}

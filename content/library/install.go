@@ -18,7 +18,7 @@ func (l *Library) Hold() (release func(), err error) { return l.lock(false) }
 // transaction, so the previous version serves until the switch. The caller
 // must hold the content lock (Hold).
 func (l *Library) Install(ctx context.Context, raw []byte) (*ImportResult, error) {
-	m, err := pack.ParseManifest(raw)
+	m, err := pack.ParseStoredManifest(raw)
 	if err != nil {
 		return nil, fmt.Errorf("install course: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"outpost/content/mediatype"
 )
 
 // ManifestName is the manifest's path at the root of every pack.
@@ -71,7 +73,9 @@ type Item struct {
 	Title string `json:"title"`
 	// File is the pack path of the item's content (for html5, a zip).
 	File string `json:"file"`
-	// Type overrides the media type guessed from File's extension.
+	// Type picks the media type File is served as, among those its kind
+	// allows (mediatype.Allowed); empty means the one File's extension
+	// implies for the kind.
 	Type string `json:"type,omitempty"`
 	// Entry is, for html5 items, the page inside the zip to open.
 	Entry string `json:"entry,omitempty"`
@@ -137,9 +141,26 @@ var (
 	langPatt   = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 )
 
-// ParseManifest decodes and validates a manifest. Unknown fields are errors:
-// a typo such as "lesons" must not silently produce an empty course.
+// ParseManifest decodes and validates a manifest entering the system (an
+// import, a publish). Unknown fields are errors: a typo such as "lesons"
+// must not silently produce an empty course.
 func ParseManifest(data []byte) (*Manifest, error) {
+	return parseManifest(data, true)
+}
+
+// ParseStoredManifest decodes a manifest that was accepted before — kept in
+// the catalog, kept by a hub, sent by the hub — possibly by an older build.
+// It checks everything ParseManifest does except the serving rules older
+// builds did not have (an item's type and its entry's form): the portal
+// applies those again to every request (package mediatype; activity
+// redirects are absolute paths), so such a course keeps syncing, exporting
+// and serving, with a refused type as a download only, instead of failing
+// the whole sync pass or the hub's changes for every box.
+func ParseStoredManifest(data []byte) (*Manifest, error) {
+	return parseManifest(data, false)
+}
+
+func parseManifest(data []byte, strict bool) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxManifestSize)}}}
 	}
@@ -152,7 +173,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: unexpected data after the manifest object"}}}
 	}
-	if err := m.Validate(); err != nil {
+	if err := m.validate(strict); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -182,8 +203,13 @@ func lineCol(data []byte, off int64) (int, int) {
 	return line, col
 }
 
-// Validate checks everything that can be checked without the files.
-func (m *Manifest) Validate() error {
+// Validate checks everything that can be checked without the files, as
+// ParseManifest does.
+func (m *Manifest) Validate() error { return m.validate(true) }
+
+// validate checks the manifest; strict adds the serving rules that
+// ParseStoredManifest leaves to the portal.
+func (m *Manifest) validate(strict bool) error {
 	var probs []*FieldError
 	bad := func(field, format string, args ...any) {
 		probs = append(probs, &FieldError{File: ManifestName, Field: field, Msg: fmt.Sprintf(format, args...)})
@@ -263,10 +289,17 @@ func (m *Manifest) Validate() error {
 					bad(f+".text_file", "%q is not listed in files", it.TextFile)
 				}
 			}
+			if strict && it.Type != "" && it.Kind.Valid() {
+				if err := mediatype.Check(string(it.Kind), it.Type); err != nil {
+					bad(f+".type", "%v", err)
+				}
+			}
 			if it.Entry != "" {
 				if it.Kind != KindHTML5 {
 					bad(f+".entry", "only html5 items have an entry page")
 				} else if err := CheckPath(it.Entry); err != nil {
+					bad(f+".entry", "%v", err)
+				} else if err := CheckEntry(it.Entry); strict && err != nil {
 					bad(f+".entry", "%v", err)
 				}
 			}
@@ -326,6 +359,26 @@ func CheckPath(p string) error {
 	}
 	if path.Clean(p) != p {
 		return fmt.Errorf("path %q is not in clean form", p)
+	}
+	return nil
+}
+
+// schemeLike matches a path whose first segment a browser would read as a
+// URL scheme ("https:", "javascript:") if the path were used as a relative
+// reference.
+var schemeLike = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
+
+// CheckEntry checks an html5 item's entry page: a pack path (CheckPath)
+// whose first segment cannot be read as a URL scheme. The portal builds its
+// redirect to the entry as an absolute path on the box, so no entry could
+// leave the box anyway; refusing such names keeps every link that embeds an
+// entry unambiguous too.
+func CheckEntry(p string) error {
+	if err := CheckPath(p); err != nil {
+		return err
+	}
+	if m := schemeLike.FindString(p); m != "" {
+		return fmt.Errorf("entry %q starts with %q, which a browser reads as a URL scheme; name a page inside the zip, such as index.html", p, m)
 	}
 	return nil
 }

@@ -297,7 +297,7 @@ func courseChange(ctx context.Context, tx *sql.Tx, id string, version int64) (*w
 		if err := rows.Scan(&v, &raw); err != nil {
 			return nil, fmt.Errorf("changes: course %s: %w", id, err)
 		}
-		m, err := pack.ParseManifest(raw)
+		m, err := pack.ParseStoredManifest(raw)
 		if err != nil {
 			return nil, fmt.Errorf("changes: course %s version %d: %w", id, v, err)
 		}

@@ -162,7 +162,7 @@ type coursePlan struct {
 // patch offer must be for a file of that manifest (the box asks the hub for
 // nothing else).
 func planCourse(cc wire.CourseChange) (*coursePlan, error) {
-	m, err := pack.ParseManifest(cc.Manifest)
+	m, err := pack.ParseStoredManifest(cc.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("sync: course %s from the hub: %w", cc.ID, err)
 	}

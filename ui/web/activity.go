@@ -9,13 +9,16 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"outpost/content/catalog"
+	"outpost/content/mediatype"
 	"outpost/content/pack"
 )
 
@@ -165,7 +168,7 @@ func (s *server) activity(w http.ResponseWriter, r *http.Request) {
 	}
 	raw := r.PathValue("path")
 	if raw == "" {
-		http.Redirect(w, r, escapePath(it.Entry), http.StatusFound)
+		s.toEntry(w, r, it)
 		return
 	}
 	name, err := memberPath(raw)
@@ -195,7 +198,11 @@ func (s *server) activity(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h := w.Header()
-	h.Set("Content-Type", catalog.TypeByPath(name))
+	ctype := mediatype.Member(name)
+	h.Set("Content-Type", ctype)
+	if ctype == mediatype.OctetStream {
+		h.Set("Content-Disposition", attachment(path.Base(name)))
+	}
 	h.Set("Content-Security-Policy", activityCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -231,6 +238,34 @@ func (s *server) activity(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.serverError(w, r, fmt.Errorf("activity %s/%s member %s: zip compression method %d is not supported; repack the activity with deflate or no compression", courseID, itemID, name, m.method))
 	}
+}
+
+// toEntry redirects a bare activity URL to its entry page. The Location is
+// built here as an absolute path on the box from the ids and the escaped
+// entry, never handed to http.Redirect as a relative reference: an entry
+// such as "https:evil.example/x" would otherwise be read by the browser as
+// an absolute URL and send the learner off the box. (Import refuses such
+// entries too, but a catalog row may come from an older build.)
+func (s *server) toEntry(w http.ResponseWriter, r *http.Request, it *catalog.Item) {
+	entry := it.Entry
+	if entry == "" {
+		entry = "index.html"
+	}
+	if pack.CheckPath(entry) != nil {
+		s.errorPage(w, r, http.StatusNotFound, reasonItem, it.CourseID)
+		return
+	}
+	loc := activityPath(it.CourseID, it.ID, entry)
+	h := w.Header()
+	h.Set("Location", loc)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusFound)
+}
+
+// activityPath is the URL path of a file inside an activity: always
+// "/a/…", so it can never be read as another host or a scheme.
+func activityPath(course, item, member string) string {
+	return "/a/" + url.PathEscape(course) + "/" + url.PathEscape(item) + "/" + escapePath(member)
 }
 
 // etagMatches implements If-None-Match's weak comparison for the deflated

@@ -3,6 +3,8 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"outpost/content/blockstore"
@@ -60,35 +65,11 @@ func (e *testEnv) importSampleCourse() *pack.Manifest {
 	return m
 }
 
-// TestBrowser drives the portal in headless Chromium, as a learner on a
-// 360-px phone would: once with JavaScript (search, open the video, play
-// it) and once without (every step must still work by links and forms).
-func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the browser test needs Chromium; it runs without -short")
-	}
-	chrome := findChromium()
-	if chrome == "" {
-		t.Fatal("Chromium is not installed (looked for /usr/bin/chromium, chromium and chromium-browser on PATH); install it with: apt-get install chromium")
-	}
-	began := time.Now()
-	e := newEnv(t)
-	m := e.importSampleCourse()
-	course := m.ID
-	video := ""
-	for _, it := range m.Items() {
-		if it.Kind == pack.KindVideo {
-			video = it.ID
-		}
-	}
-	if video == "" {
-		t.Fatal("the sample course has no video")
-	}
-	courseURL := "/c/" + course
-	videoURL := courseURL + "/i/" + video
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+// startChromium starts a headless Chromium for the test and returns the
+// context of its first tab; the browser is stopped when ctx ends or the test
+// finishes, whichever comes first.
+func startChromium(t *testing.T, ctx context.Context, chrome string) context.Context {
+	t.Helper()
 	// Without UserDataDir, chromedp gives the browser a fresh temporary
 	// --user-data-dir and removes it after killing any leftover child
 	// process, which a t.TempDir could not be sure of.
@@ -108,9 +89,136 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("mute-audio", true),
 		chromedp.WindowSize(360, 740),
 	)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	t.Cleanup(cancelBrowser)
+	return browser
+}
+
+// needChromium skips under -short and fails when Chromium is missing.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the browser test needs Chromium; it runs without -short")
+	}
+	chrome := findChromium()
+	if chrome == "" {
+		t.Fatal("Chromium is not installed (looked for /usr/bin/chromium, chromium and chromium-browser on PATH); install it with: apt-get install chromium")
+	}
+	return chrome
+}
+
+// samplePDFTitle is the /Title of the sample course's fact sheet, which
+// Chromium's PDF viewer shows once it has parsed the file.
+const samplePDFTitle = "The Water Cycle - Fact Sheet"
+
+// waitPDFShown waits until Chromium's PDF viewer shows the PDF titled want
+// in tab, and fails the test if it does not within 20 s. The viewer names a
+// document after the PDF's title once it has parsed the file: its own frame
+// (an extension frame) inside an item page's <object>, the tab itself when
+// the PDF is opened on its own.
+func waitPDFShown(t *testing.T, tab context.Context, want string) {
+	t.Helper()
+	const viewer = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	tabID := chromedp.FromContext(tab).Target.TargetID
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var vctx context.Context
+	var seen []string
+	for {
+		infos, err := chromedp.Targets(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.Fatalf("list targets: %v", err)
+		}
+		for _, ti := range infos {
+			switch {
+			case ti.TargetID == tabID:
+				if ti.Title == want {
+					return
+				}
+				seen = append(seen, "tab: "+ti.Title)
+			case strings.HasPrefix(ti.URL, viewer) && vctx == nil:
+				// Detach, never close: closing the viewer's frame would
+				// take the page with it.
+				var cancelV context.CancelFunc
+				vctx, cancelV = chromedp.NewContext(tab, chromedp.WithTargetID(ti.TargetID), chromedp.WithDetachOnCancel())
+				defer cancelV()
+			}
+		}
+		if vctx != nil {
+			title, err := chromedp.Run(vctx, chromedp.Evaluate[string](`document.title`))
+			if err == nil && title == want {
+				return
+			}
+			seen = append(seen, fmt.Sprintf("viewer: %q %v", title, err))
+		}
+		select {
+		case <-ctx.Done():
+			if len(seen) > 4 {
+				seen = seen[len(seen)-4:]
+			}
+			t.Errorf("Chromium's PDF viewer did not show %q: %v (last seen %q)", want, ctx.Err(), seen)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// evalIsolated evaluates js, awaiting a promise, in an isolated world of the
+// tab's main frame: it works in documents whose own scripts the sandbox
+// disables, where chromedp.Evaluate would wait for a context forever.
+func evalIsolated(tab context.Context, js string) (string, error) {
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	ft, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		return "", err
+	}
+	w, err := chromedp.Call(ctx, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: ft.FrameTree.Frame.ID, WorldName: "outpost-test"})
+	if err != nil {
+		return "", err
+	}
+	yes := true
+	r, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{Expression: js, ContextID: w.ExecutionContextID, AwaitPromise: &yes, ReturnByValue: &yes})
+	if err != nil {
+		return "", err
+	}
+	if r.ExceptionDetails != nil {
+		return "", fmt.Errorf("%s", r.ExceptionDetails.Text)
+	}
+	var s string
+	if err := json.Unmarshal(r.Result.Value, &s); err != nil {
+		return "", fmt.Errorf("result %s: %w", r.Result.Value, err)
+	}
+	return s, nil
+}
+
+// TestBrowser drives the portal in headless Chromium, as a learner on a
+// 360-px phone would: once with JavaScript (search, open the video, play
+// it) and once without (every step must still work by links and forms).
+func TestBrowser(t *testing.T) {
+	chrome := needChromium(t)
+	began := time.Now()
+	e := newEnv(t)
+	m := e.importSampleCourse()
+	course := m.ID
+	video := ""
+	for _, it := range m.Items() {
+		if it.Kind == pack.KindVideo {
+			video = it.ID
+		}
+	}
+	if video == "" {
+		t.Fatal("the sample course has no video")
+	}
+	courseURL := "/c/" + course
+	videoURL := courseURL + "/i/" + video
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	browser := startChromium(t, ctx, chrome)
 
 	// step runs actions and fails the test with what was being done.
 	step := func(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -197,6 +305,45 @@ func TestBrowser(t *testing.T) {
 		origin, err := chromedp.Run(tab, chromedp.Evaluate[string](`self.origin`))
 		if err != nil || origin != "null" {
 			t.Errorf("the quiz runs in origin %q (%v), want the opaque origin \"null\"", origin, err)
+		}
+	})
+
+	// Every course file is served with a sandboxing CSP (fileCSP or
+	// playerCSP); the legitimate items must still work under it.
+	t.Run("course files under their CSP", func(t *testing.T) {
+		tab, cancelTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		defer cancelTab()
+		byKind := map[pack.Kind]string{}
+		for _, it := range m.Items() {
+			byKind[it.Kind] = it.ID
+		}
+		// The audio item plays on its page.
+		step(t, tab, "open the audio item", chromedp.Navigate(e.srv.URL+courseURL+"/i/"+byKind[pack.KindAudio]))
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(a => a.play().then(() => new Promise(ok => {
+				const check = () => { if (a.currentTime > 0.5) ok(true) }; a.addEventListener('timeupdate', check); check() })))(document.querySelector('audio'))`,
+			chromedp.EvalAwaitPromise)); err != nil {
+			t.Errorf("the audio item did not play: %v", err)
+		}
+
+		// The PDF item is shown on its page: Chromium's PDF viewer loads
+		// the file from the <object> although its CSP sandboxes it. The
+		// viewer runs in its own frame; it names its document after the
+		// PDF's title once the PDF is parsed.
+		step(t, tab, "open the PDF item", chromedp.Navigate(e.srv.URL+courseURL+"/i/"+byKind[pack.KindPDF]))
+		waitPDFShown(t, tab, samplePDFTitle)
+
+		// Opened on their own, the files still work: the PDF in the viewer,
+		// the video in the browser's media page (under playerCSP's
+		// allow-same-origin; fileCSP would leave it empty).
+		step(t, tab, "open the PDF file", chromedp.Navigate(e.srv.URL+"/m/"+course+"/"+byKind[pack.KindPDF]))
+		waitPDFShown(t, tab, samplePDFTitle)
+		step(t, tab, "open the video file", chromedp.Navigate(e.srv.URL+"/m/"+course+"/"+video))
+		// The media page runs no script of its own (sandbox), so the check
+		// runs in an isolated world of the test's.
+		got, err := evalIsolated(tab, `(v => { v.muted = true; return v.play().then(() => new Promise(ok => {
+				const check = () => { if (v.currentTime > 0.5) ok(self.origin) }; v.addEventListener('timeupdate', check); check() })) })(document.querySelector('video'))`)
+		if err != nil || got != e.srv.URL {
+			t.Errorf("the video opened on its own did not play (%q, %v)", got, err)
 		}
 	})
 

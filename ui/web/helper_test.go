@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -29,6 +30,7 @@ type testEnv struct {
 	srv     *httptest.Server
 	handler http.Handler
 	db      *catalog.Catalog
+	sql     *sql.DB // the catalog's database, for rows no import would write
 	store   *blockstore.Store
 	files   map[string][]byte // pack path → bytes, of every committed pack
 	logs    *syncBuffer
@@ -44,7 +46,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, db: catalog.New(sqlDB), store: store, files: map[string][]byte{}, logs: &syncBuffer{}}
+	e := &testEnv{t: t, db: catalog.New(sqlDB), sql: sqlDB, store: store, files: map[string][]byte{}, logs: &syncBuffer{}}
 	o := Options{
 		Courses:         e.db,
 		Objects:         store,

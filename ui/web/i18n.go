@@ -66,6 +66,7 @@ var french = map[string]string{
 	"Your browser cannot play this video. Download it and open it with a video player.":                                        "Votre navigateur ne peut pas lire cette vidéo. Téléchargez-la et ouvrez-la avec un lecteur vidéo.",
 	"Your browser cannot play this recording. Download it and open it with an audio player.":                                   "Votre navigateur ne peut pas lire cet enregistrement. Téléchargez-le et ouvrez-le avec un lecteur audio.",
 	"This browser cannot show PDF files inside the page. Download the file to read it.":                                        "Ce navigateur ne peut pas afficher les PDF dans la page. Téléchargez le fichier pour le lire.",
+	"This file cannot be shown in the page. Download it to open it.":                                                           "Ce fichier ne peut pas être affiché dans la page. Téléchargez-le pour l'ouvrir.",
 	"Open this e-book with an e-book reader app after downloading it.":                                                         "Ouvrez ce livre numérique avec une application de lecture après l'avoir téléchargé.",
 	"This document is long; only its beginning is shown. Download it to read the rest.":                                        "Ce document est long ; seul le début est affiché. Téléchargez-le pour lire la suite.",
 	"This activity needs JavaScript. If nothing appears, turn JavaScript on in your browser.":                                  "Cette activité a besoin de JavaScript. Si rien n'apparaît, activez JavaScript dans votre navigateur.",

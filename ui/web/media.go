@@ -12,6 +12,7 @@ import (
 
 	"outpost/content/blockstore"
 	"outpost/content/catalog"
+	"outpost/content/mediatype"
 )
 
 // mediaCacheControl: /m/ and /d/ URLs name an item, not a version of its
@@ -20,10 +21,33 @@ import (
 // round trip on the LAN and never serves a stale video after an update.
 const mediaCacheControl = "public, max-age=300"
 
-// docCSP applies to files that a browser would run as a page (an HTML
-// document item opened directly, an SVG): sandboxed without scripts, so a
-// course file can never act as the portal.
-const docCSP = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; media-src 'self'; frame-ancestors 'self'; sandbox"
+// Every course file the portal serves (/m/, /d/, /t/) carries nosniff and a
+// sandboxing CSP, whatever its type: the type is already one the box chose
+// from its allowlist (package mediatype), and the sandbox makes sure that
+// even a file a browser did render as a page could run no script.
+//
+// fileCSP is the sandbox without any allowance: no script, an opaque origin
+// (no cookies, no storage, no same-origin requests), no forms, popups or
+// plugins. It is what HTML documents, PDFs and everything else get.
+//
+// PDFs were checked against it in Chromium 156 (TestBrowser): its PDF
+// viewer renders a PDF served with this CSP both inside the item page's
+// <object> and opened on its own. What Chromium refuses is a PDF in an
+// <iframe sandbox> (it shows an error page instead), which is why the item
+// page embeds PDFs with <object> and relies on the header. The viewer's own
+// download and print buttons are sandboxed too; the item page's Download
+// link is the way to save the file.
+const fileCSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; media-src 'self'; frame-ancestors 'self'"
+
+// playerCSP is for audio and video only. Opened on its own, such a file is
+// shown by the browser in a media page the browser writes itself, which
+// fetches the file again in CORS mode (Chromium marks it
+// crossorigin=anonymous); under fileCSP's opaque origin that fetch is
+// cross-origin and fails, and the player stays empty. allow-same-origin
+// keeps the box's origin for that fetch and nothing else: without
+// allow-scripts no script runs in the document at all, and a file served as
+// audio/* or video/* with nosniff is only ever decoded as media.
+const playerCSP = "sandbox allow-same-origin; default-src 'none'; media-src 'self'; frame-ancestors 'self'"
 
 func (s *server) media(w http.ResponseWriter, r *http.Request)    { s.itemFile(w, r, false) }
 func (s *server) download(w http.ResponseWriter, r *http.Request) { s.itemFile(w, r, true) }
@@ -50,12 +74,19 @@ func (s *server) itemFile(w http.ResponseWriter, r *http.Request, attach bool) {
 		return
 	}
 	defer f.Close()
+	// Checked again at every request, not only at import: the row may come
+	// from an older build that stored whatever type a pack declared.
+	ctype := mediatype.ForItem(string(it.Kind), it.MIME, it.Path)
 	name := ""
-	if attach {
+	if attach || ctype == mediatype.OctetStream {
 		name = path.Base(it.Path)
 	}
-	s.serveFile(w, r, f, it.SHA256, it.MIME, name)
+	s.serveFile(w, r, f, it.SHA256, ctype, name)
 }
+
+// captionsType is the one type a transcript is served as: /t/ serves only
+// .vtt transcripts, for <track>.
+const captionsType = "text/vtt; charset=utf-8"
 
 func (s *server) transcript(w http.ResponseWriter, r *http.Request) {
 	courseID := r.PathValue("course")
@@ -73,7 +104,7 @@ func (s *server) transcript(w http.ResponseWriter, r *http.Request) {
 		s.lookupFailed(w, r, err, reasonFile, courseID)
 		return
 	}
-	s.serveObject(w, r, sha, "text/vtt; charset=utf-8", "")
+	s.serveObject(w, r, sha, captionsType, "")
 }
 
 // serveObject streams a stored object with http.ServeContent, which does
@@ -89,9 +120,11 @@ func (s *server) serveObject(w http.ResponseWriter, r *http.Request, sha, ctype,
 	s.serveFile(w, r, f, sha, ctype, attachName)
 }
 
+// serveFile sends a course file. ctype must come from package mediatype;
+// the caller passes attachName for downloads and for OctetStream.
 func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, sha, ctype, attachName string) {
 	if ctype == "" {
-		ctype = "application/octet-stream"
+		ctype = mediatype.OctetStream
 	}
 	// Direct map assignment with canonical keys: Header.Set canonicalises
 	// every key on every call, which shows up at thousands of requests/s.
@@ -101,8 +134,10 @@ func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, s
 	h["Cache-Control"] = mediaCacheControlHdr
 	h["X-Content-Type-Options"] = nosniffHdr
 	h["Referrer-Policy"] = noReferrerHdr
-	if scriptable(ctype) {
-		h.Set("Content-Security-Policy", docCSP)
+	if mediatype.Playable(ctype) {
+		h["Content-Security-Policy"] = playerCSPHdr
+	} else {
+		h["Content-Security-Policy"] = fileCSPHdr
 	}
 	if attachName != "" {
 		h.Set("Content-Disposition", attachment(attachName))
@@ -115,6 +150,8 @@ var (
 	mediaCacheControlHdr = []string{mediaCacheControl}
 	nosniffHdr           = []string{"nosniff"}
 	noReferrerHdr        = []string{"no-referrer"}
+	fileCSPHdr           = []string{fileCSP}
+	playerCSPHdr         = []string{playerCSP}
 )
 
 // objectFailed answers a file the catalog lists but the store cannot open:
@@ -127,16 +164,6 @@ func (s *server) objectFailed(w http.ResponseWriter, r *http.Request, sha string
 		return
 	}
 	s.serverError(w, r, err)
-}
-
-// scriptable reports whether a browser would run scripts in a file of this
-// type when it is opened as a page.
-func scriptable(ctype string) bool {
-	switch mediaBase(ctype) {
-	case "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml":
-		return true
-	}
-	return false
 }
 
 // attachment builds a Content-Disposition that every browser saves under a
@@ -193,7 +220,7 @@ func (s *server) static(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", catalog.TypeByPath(name))
+	h.Set("Content-Type", mediatype.Member(name))
 	h.Set("ETag", `"`+a.hash+`"`)
 	if r.URL.Query().Get("v") == a.hash {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -202,8 +229,6 @@ func (s *server) static(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	if scriptable(h.Get("Content-Type")) {
-		h.Set("Content-Security-Policy", docCSP)
-	}
+	h.Set("Content-Security-Policy", fileCSP) // the icons are SVG
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.data))
 }

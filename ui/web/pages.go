@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"outpost/content/catalog"
+	"outpost/content/mediatype"
 	"outpost/content/pack"
 )
 
@@ -212,6 +213,10 @@ type itemPage struct {
 	Text       string // a plain-text document, shown in the page
 	TextCut    bool   // Text is only the beginning of the document
 	HTMLDoc    bool   // an HTML document, shown in a script-less frame
+	// Shown is false when the file's type is not one the box shows for its
+	// kind (mediatype.ForItem gave OctetStream): the page then offers only
+	// the download, and embeds nothing.
+	Shown bool
 }
 
 func (s *server) item(w http.ResponseWriter, r *http.Request) {
@@ -234,17 +239,19 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 	d := itemPage{Course: c, Lesson: &ic.Lesson, Item: ic.Item, Prev: ic.Prev, Next: ic.Next}
 	d.base = s.base(r, l, "item", d.Item.Title+" – "+c.Title)
 
+	ctype := mediatype.ForItem(string(d.Item.Kind), d.Item.MIME, d.Item.Path)
+	d.Shown = ctype != mediatype.OctetStream
 	switch d.Item.Kind {
 	case pack.KindVideo, pack.KindAudio:
 		d.HasTrack = hasCaptions(&d.Item)
 	case pack.KindDocument:
-		switch mediaBase(d.Item.MIME) {
+		switch mediaBase(ctype) {
 		case "text/plain":
 			d.Text, d.TextCut, err = s.readText(d.Item.SHA256)
 			if err != nil {
 				s.log.Warn("cannot show document inline", "course", c.ID, "item", d.Item.ID, "err", err)
 			}
-		case "text/html", "application/xhtml+xml":
+		case "text/html":
 			d.HTMLDoc = true
 		}
 	}

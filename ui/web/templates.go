@@ -101,9 +101,7 @@ func funcs(p *message.Printer, l locale, a *assets) template.FuncMap {
 		"trackURL": func(course, item string) string {
 			return "/t/" + url.PathEscape(course) + "/" + url.PathEscape(item)
 		},
-		"activityURL": func(course, item, entry string) string {
-			return "/a/" + url.PathEscape(course) + "/" + url.PathEscape(item) + "/" + escapePath(entry)
-		},
+		"activityURL": activityPath,
 	}
 }
 

@@ -19,6 +19,11 @@
 //	GET /a/{course}/{item}/{path}   a file inside an HTML5 activity's zip
 //	GET /s/{name}                   embedded CSS and icons
 //
+// Course files (/m/, /d/, /t/, /a/) are sent with a media type the box
+// chooses from a fixed allowlist per item kind (package mediatype), with
+// nosniff and a CSP whose sandbox keeps any script out of the portal's
+// origin; see media.go for why each policy is what it is.
+//
 // Every page takes ?hl=en or ?hl=fr to choose the portal's language;
 // otherwise the browser's Accept-Language decides.
 package web
