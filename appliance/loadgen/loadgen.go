@@ -106,6 +106,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	var dials atomic.Int64
+	// The clock starts before the run's deadline is set, so Elapsed is
+	// never shorter than Duration and rates are per the time really spent.
+	start, cpu0 := time.Now(), processCPU()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	// A request cut off by the end of the run can leave a dial behind (the
@@ -120,7 +123,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range clients {
 		clients[i] = newClient(targets, raw, cfg.RangeSize, rand.New(rand.NewPCG(cfg.Seed, uint64(i))), onDial)
 	}
-	start, cpu0 := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() { c.run(runCtx) })
