@@ -193,7 +193,15 @@ func (c *Client) pass(ctx context.Context) error {
 		return err
 	}
 	var ch wire.Changes
-	if err := c.call(ctx, http.MethodGet, wire.PathChanges+"?since="+strconv.FormatInt(cursor, 10), nil, &ch); err != nil {
+	err = c.retry(ctx, "changes", func() (bool, error) {
+		ch = wire.Changes{}
+		err := c.call(ctx, http.MethodGet, wire.PathChanges+"?since="+strconv.FormatInt(cursor, 10), nil, &ch)
+		if errors.Is(err, wire.ErrTruncated) {
+			c.update(func(s *Status) { s.Totals.BadStreams++ })
+		}
+		return false, err
+	})
+	if err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	if err := ch.Validate(); err != nil {
