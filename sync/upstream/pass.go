@@ -47,8 +47,9 @@ type Hooks struct {
 	BlockStored func(hash []byte, source string)
 }
 
-// Client syncs one box with its upstream. Passes are serialised; Serve runs
-// them on a schedule, Kick asks for one now.
+// Client syncs one box with its upstream. Passes are serialised, within
+// the process and across processes (lock.go); Serve runs them on a
+// schedule, Kick asks for one now, KickAndWait asks and waits for it.
 type Client struct {
 	opts Options
 	link *Link
@@ -58,9 +59,13 @@ type Client struct {
 
 	passMu sync.Mutex // one pass at a time
 
-	mu     sync.Mutex
-	status Status
-	saved  time.Time
+	mu       sync.Mutex
+	status   Status
+	saved    time.Time
+	started  int64         // passes started by this client
+	last     PassReport    // the last pass that finished
+	lastSeq  int64         // which one it was
+	finished chan struct{} // closed when a pass finishes, then replaced
 }
 
 // New returns a client for an enrolled box.
@@ -72,7 +77,7 @@ func New(o Options, link *Link) *Client {
 		o.Interval = 5 * time.Minute
 	}
 	c := &Client{opts: o, link: link, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), finished: make(chan struct{})}
 	if st, err := ReadStatus(context.Background(), o.DB, o.DataDir); err == nil {
 		c.status = *st
 	}
@@ -117,14 +122,36 @@ var ErrPaused = errors.New("sync paused")
 // Pass runs one sync pass: changes, then every missing file, then the
 // version switches and removals. It returns when the box holds everything
 // its channels hold on the hub, or with the error that stopped it; either
-// way every verified block is kept for the next pass.
+// way every verified block is kept for the next pass. If another pass runs
+// for the same data directory (in any process) it returns ErrPassRunning
+// at once and changes nothing.
 func (c *Client) Pass(ctx context.Context) error {
+	_, err := c.RunPass(ctx)
+	return err
+}
+
+// RunPass is Pass, also returning what the pass did.
+func (c *Client) RunPass(ctx context.Context) (PassReport, error) {
 	c.passMu.Lock()
 	defer c.passMu.Unlock()
+	c.mu.Lock()
+	c.started++
+	seq := c.started
+	c.mu.Unlock()
+	rep := PassReport{Started: time.Now()}
+	release, err := lockPass(c.opts.DataDir)
+	if err != nil {
+		rep.Result, rep.Error = ResultBusy, err.Error()
+		c.finish(seq, rep)
+		return rep, err
+	}
+	defer release()
+	var before Totals
 	c.update(func(s *Status) {
-		s.State, s.Message, s.LastAttempt = StateSyncing, "asking the hub for changes", time.Now()
+		s.State, s.Message, s.LastAttempt = StateSyncing, "asking the hub for changes", rep.Started
+		before = s.Totals
 	})
-	err := c.pass(ctx)
+	err = c.pass(ctx)
 	c.mu.Lock()
 	s := &c.status
 	s.Totals.Passes++
@@ -142,12 +169,56 @@ func (c *Client) Pass(ctx context.Context) error {
 		s.State, s.LastError, s.Message = StateError, err.Error(), "the last pass failed; retrying"
 		c.m.passes.WithLabelValues("error").Inc()
 	}
+	rep.Result = s.State
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	rep.Seconds = time.Since(rep.Started).Seconds()
+	rep.Work = s.Totals.minus(before)
+	s.LastPass = &rep
 	st := *s
 	c.mu.Unlock()
 	c.m.queueBytes.Set(0)
 	c.saveStatus(st)
+	c.finish(seq, rep)
 	c.opts.Log.Info("sync pass finished", "state", st.State, "took", time.Since(st.LastAttempt).Round(time.Millisecond), "err", err)
-	return err
+	return rep, err
+}
+
+// finish records a pass's report and wakes whoever waits for it.
+func (c *Client) finish(seq int64, rep PassReport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.lastSeq = rep, seq
+	close(c.finished)
+	c.finished = make(chan struct{})
+}
+
+// KickAndWait asks the loop (Serve) for a pass and waits until a pass that
+// started after the request has finished, then returns what it did. A pass
+// already running when it is called does not count: it may have asked the
+// hub for changes before the caller's reason to sync existed. It gives up
+// when ctx ends; the pass goes on.
+func (c *Client) KickAndWait(ctx context.Context) (PassReport, error) {
+	c.mu.Lock()
+	after := c.started
+	c.mu.Unlock()
+	c.Kick()
+	for {
+		c.mu.Lock()
+		if c.lastSeq > after {
+			rep := c.last
+			c.mu.Unlock()
+			return rep, nil
+		}
+		ch := c.finished
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return PassReport{}, ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 // coursePlan is one course version to install and the files it lacks.
