@@ -35,8 +35,14 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 		EventHook: func(e suture.Event) { n.Log.Warn("service event", "event", e.String()) },
 		Timeout:   shutdownGrace + 5*time.Second,
 	})
+	ctl, err := n.listenControl(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer ctl.Close()
 	httpErr := make(chan error, 1)
 	sup.Add(&httpService{n: n, ln: ln, portal: portal, ready: ready, failed: httpErr})
+	sup.Add(&controlService{n: n, ln: ctl})
 	if _, err := upstream.LoadLink(n.Config.DataDir); err == nil || n.Config.Upstream != "" {
 		sup.Add(&syncService{n: n})
 	}
@@ -85,7 +91,6 @@ func (s *httpService) Serve(ctx context.Context) error {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", n.metricsHandler())
-	mux.HandleFunc("POST /api/sync/now", n.handleSyncNow)
 	mux.Handle("/", s.portal)
 
 	srv := &http.Server{

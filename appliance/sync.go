@@ -3,9 +3,6 @@ package appliance
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"time"
 
 	"outpost/sync/hub"
@@ -102,22 +99,4 @@ func (n *Node) syncClient() *upstream.Client {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
 	return n.sync
-}
-
-// handleSyncNow is `outpost sync now` reaching the daemon. Only a process
-// on the box itself may ask: the portal port is open to the whole LAN.
-func (n *Node) handleSyncNow(w http.ResponseWriter, r *http.Request) {
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		http.Error(w, "sync can only be started from the box itself", http.StatusForbidden)
-		return
-	}
-	c := n.syncClient()
-	if c == nil {
-		http.Error(w, fmt.Sprintf("this node does not sync: %v", upstream.ErrNotEnrolled), http.StatusConflict)
-		return
-	}
-	c.Kick()
-	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintln(w, "sync pass requested")
 }
