@@ -69,6 +69,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	lib := library.New(cfg.DataDir, store, cat)
 	lib.Quota = cfg.QuotaBytes
 	lib.Reserve = cfg.ReserveBytes
+	lib.PartialDir = upstream.PartialDir(cfg.DataDir)
 	return &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created, reg: prometheus.NewRegistry()}, nil
 }
 

@@ -311,6 +311,19 @@ func (c *Client) pass(ctx context.Context) error {
 			bases[to] = append(bases[to], from...)
 		}
 	}
+	// Record what the new versions need before fetching any of it: if this
+	// pass is interrupted, gc keeps what it stored and assembled, and the
+	// next pass goes on from there. Nothing pending forgets earlier work
+	// (installed, or withdrawn by the hub).
+	var pending []string
+	for _, p := range plans {
+		for _, f := range p.manifest.Files {
+			pending = append(pending, f.SHA256)
+		}
+	}
+	if err := c.opts.Library.KeepPending(ctx, pendingOwner, pending); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	if len(need) > 0 {
 		if err := c.fetchFiles(ctx, need, bases); err != nil {
 			return err
@@ -328,6 +341,12 @@ func (c *Client) pass(ctx context.Context) error {
 		changed = changed || res.Replaced != 0
 		c.opts.Log.Info("course synced", "course", res.ID, "version", res.Version, "replaced", res.Replaced)
 		c.update(func(s *Status) { s.Totals.CoursesSynced++ })
+	}
+	if len(plans) > 0 {
+		// Installed: the catalog references them now.
+		if err := c.opts.Library.KeepPending(ctx, pendingOwner, nil); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
 	}
 	for _, id := range ch.Removed {
 		removed, err := c.removeSynced(ctx, id)
@@ -386,7 +405,14 @@ func (c *Client) removeSynced(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
-func (c *Client) partialDir() string { return filepath.Join(c.opts.DataDir, "sync", "partial") }
+// pendingOwner names the sync pass's pending work in the library.
+const pendingOwner = "sync"
+
+// PartialDir is where passes assemble new files, DATA/sync/partial; the
+// library's gc keeps the partials of pending work there.
+func PartialDir(dataDir string) string { return filepath.Join(dataDir, "sync", "partial") }
+
+func (c *Client) partialDir() string { return PartialDir(c.opts.DataDir) }
 
 // cleanPartials deletes partial files no longer wanted (a course replaced
 // again before it finished arriving).
