@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/appliance"
+	"outpost/sync/upstream"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -47,6 +48,7 @@ The portal serves what the box holds while the hub is unreachable.`,
 				return err
 			}
 			defer node.Close()
+			warnUpstreamIgnored(node, cmd.Flags().Changed("upstream"))
 			ln, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w; choose another address with --listen", cfg.Listen, err)
@@ -76,4 +78,20 @@ func portalURL(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return fmt.Sprintf("http://%s/", net.JoinHostPort(host, fmt.Sprint(tcp.Port)))
+}
+
+// warnUpstreamIgnored says so when --upstream names another address than
+// the one an enrolled box syncs from: the enrolment's address wins (a unit
+// file's old flag must not undo a move), and silence would hide that.
+func warnUpstreamIgnored(node *appliance.Node, given bool) {
+	link, err := upstream.LoadLink(node.Config.DataDir)
+	if err != nil || !given {
+		return
+	}
+	want, err := upstream.NormaliseURL(node.Config.Upstream)
+	if err != nil || want == link.URL {
+		return
+	}
+	node.Log.Warn("this box is enrolled and syncs from its enrolment's hub address; --upstream is ignored. If the hub moved, run `outpost sync set-upstream URL`",
+		"enrolled_with", link.URL, "upstream_flag", want)
 }

@@ -22,7 +22,44 @@ func newSyncCmd(g *globals) *cobra.Command {
 		Use:   "sync",
 		Short: "See and start the box's sync with its hub",
 	}
-	cmd.AddCommand(newSyncNowCmd(g), newSyncStatusCmd(g))
+	cmd.AddCommand(newSyncNowCmd(g), newSyncStatusCmd(g), newSyncSetUpstreamCmd(g))
+	return cmd
+}
+
+func newSyncSetUpstreamCmd(g *globals) *cobra.Command {
+	var noCheck bool
+	cmd := &cobra.Command{
+		Use:   "set-upstream URL",
+		Short: "Change the address of the hub this box syncs from (the same hub, moved)",
+		Long: `Change the address of the hub this enrolled box syncs from, when the hub
+has moved (a new host name, IP address or port). Enrolment is kept: the
+site, the channels, where sync stands, and the hub's device ID the box
+pinned. Before saving, it connects to the new address and refuses it unless
+the hub there is the one the box enrolled with; with --no-check it saves
+without connecting, and the next sync refuses any other hub all the same.
+
+A running daemon uses the new address from its next pass ('outpost sync now'
+starts one). To sync from a different hub, enrol again with a token from it.`,
+		Example: `  outpost sync set-upstream https://hub.example.org:8443 --data /var/lib/outpost`,
+		Args:    cobra.ExactArgs(1),
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
+			old, err := upstream.LoadLink(node.Config.DataDir)
+			if err != nil {
+				return err
+			}
+			link, err := upstream.SetURL(cmd.Context(), node.Config.DataDir, node.Identity, args[0], !noCheck)
+			if err != nil {
+				return err
+			}
+			how := "checked: it is the hub this box enrolled with"
+			if noCheck {
+				how = "not checked; the next sync refuses any other hub"
+			}
+			fmt.Fprintf(g.stdout, "The box now syncs from %s (was %s); hub %s, %s.\n", link.URL, old.URL, link.HubID, how)
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&noCheck, "no-check", false, "save the address without connecting to it first")
 	return cmd
 }
 

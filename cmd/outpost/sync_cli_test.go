@@ -358,3 +358,98 @@ func TestControlSocket(t *testing.T) {
 		t.Fatalf("the control socket outlived the daemon: %v", err)
 	}
 }
+
+// TestSetUpstream moves an enrolled box to its hub's new address: another
+// hub at an address is refused, an unreachable one too unless --no-check,
+// the hub itself at its new address is accepted with the pin and cursor
+// kept, and a running daemon syncs from the new address at its next pass.
+// serve --upstream with another address says it is ignored.
+func TestSetUpstream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hubDir := t.TempDir()
+	h, err := synctest.StartHub(ctx, hubDir, "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := t.TempDir()
+	if _, err := samplecourse.WriteFiles(pack, "moved", 1, synctest.Course(8, 1, 300<<10, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := t.TempDir()
+	b, err := synctest.StartBox(ctx, box, h.URL(), tok, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	before, err := upstream.LoadLink(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--data", box, "--listen", "127.0.0.1:0", "--upstream", "https://elsewhere.example:8443")
+	if line := d.waitLog("--upstream is ignored"); !strings.Contains(line, "set-upstream") {
+		t.Fatalf("the warning does not say what to do: %s", line)
+	}
+	d.waitLog(`msg="sync pass finished" state=idle`)
+
+	// The hub moves: same identity, new address.
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	h, err = synctest.StartHub(ctx, hubDir, "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	// Another hub is refused, whatever its address.
+	other, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Stop()
+	if out, err := run(t, "sync", "set-upstream", other.URL(), "--data", box); err == nil || !strings.Contains(err.Error(), "not the hub this box enrolled with") {
+		t.Fatalf("set-upstream to another hub: %v\n%s", err, out)
+	}
+	dead := "https://" + freeAddr(t)
+	if out, err := run(t, "sync", "set-upstream", dead, "--data", box); err == nil || !strings.Contains(err.Error(), "--no-check") {
+		t.Fatalf("set-upstream to an address where nothing answers: %v\n%s", err, out)
+	}
+	if l, _ := upstream.LoadLink(box); l.URL != before.URL {
+		t.Fatalf("a refused address was saved: %s", l.URL)
+	}
+	if out, err := run(t, "sync", "set-upstream", dead, "--no-check", "--data", box); err != nil || !strings.Contains(out, dead) {
+		t.Fatalf("set-upstream --no-check: %v\n%s", err, out)
+	}
+	out, err := run(t, "sync", "set-upstream", h.URL(), "--data", box)
+	if err != nil || !strings.Contains(out, "checked") {
+		t.Fatalf("set-upstream to the hub's new address: %v\n%s", err, out)
+	}
+	after, err := upstream.LoadLink(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.URL != h.URL() || after.HubID != before.HubID || !after.Enrolled.Equal(before.Enrolled) || after.Site != before.Site {
+		t.Fatalf("link after the move: %+v, before %+v", after, before)
+	}
+
+	// The running daemon follows; its cursor is kept, so nothing is new.
+	more := t.TempDir()
+	if _, err := samplecourse.WriteFiles(more, "later", 1, synctest.Course(9, 0, 0, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Hub.Publish(ctx, more, "science"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "sync", "now", "--data", box)
+	if err != nil || !strings.Contains(out, "1 course synced") {
+		t.Fatalf("sync now after the move: %v\n%s", err, out)
+	}
+	d.waitLog(`msg="hub address changed"`)
+}

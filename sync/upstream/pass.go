@@ -53,9 +53,13 @@ type Hooks struct {
 type Client struct {
 	opts Options
 	link *Link
-	http *http.Client
-	m    *syncMetrics
-	kick chan struct{}
+	// diskURL is the hub address DATA/upstream.json held when the client
+	// last looked: when `outpost sync set-upstream` changes it, the next
+	// pass follows (link.URL may differ on purpose: a test's link emulator).
+	diskURL string
+	http    *http.Client
+	m       *syncMetrics
+	kick    chan struct{}
 
 	passMu sync.Mutex // one pass at a time
 
@@ -76,8 +80,12 @@ func New(o Options, link *Link) *Client {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Minute
 	}
-	c := &Client{opts: o, link: link, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
+	l := *link
+	c := &Client{opts: o, link: &l, diskURL: link.URL, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
 		kick: make(chan struct{}, 1), finished: make(chan struct{})}
+	if on, err := LoadLink(o.DataDir); err == nil {
+		c.diskURL = on.URL
+	}
 	if st, err := ReadStatus(context.Background(), o.DB, o.DataDir); err == nil {
 		c.status = *st
 	}
@@ -146,6 +154,7 @@ func (c *Client) RunPass(ctx context.Context) (PassReport, error) {
 		return rep, err
 	}
 	defer release()
+	c.followLink()
 	var before Totals
 	c.update(func(s *Status) {
 		s.State, s.Message, s.LastAttempt = StateSyncing, "asking the hub for changes", rep.Started
@@ -183,6 +192,20 @@ func (c *Client) RunPass(ctx context.Context) (PassReport, error) {
 	c.finish(seq, rep)
 	c.opts.Log.Info("sync pass finished", "state", st.State, "took", time.Since(st.LastAttempt).Round(time.Millisecond), "err", err)
 	return rep, err
+}
+
+// followLink adopts a new hub address saved since the client was made
+// (`outpost sync set-upstream`). The pin is not read again: a link for
+// another hub comes from a new enrolment, which needs a new client.
+func (c *Client) followLink() {
+	on, err := LoadLink(c.opts.DataDir)
+	if err != nil || on.URL == c.diskURL || on.HubID != c.link.HubID {
+		return
+	}
+	c.opts.Log.Info("hub address changed", "from", c.link.URL, "to", on.URL)
+	c.link.URL, c.diskURL = on.URL, on.URL
+	c.http.CloseIdleConnections()
+	c.update(func(s *Status) { s.Hub = on.URL })
 }
 
 // finish records a pass's report and wakes whoever waits for it.
