@@ -127,7 +127,7 @@ func TestServeEnrolsSyncsAndSyncNowKicksIt(t *testing.T) {
 }
 
 func TestSyncVerbsOnABoxThatIsNotEnrolled(t *testing.T) {
-	box := t.TempDir()
+	box := newNodeDir(t)
 	out, err := run(t, "sync", "status", "--data", box)
 	if err != nil || !strings.Contains(out, "not_enrolled") || !strings.Contains(out, "--enrol") {
 		t.Fatalf("sync status: %v\n%s", err, out)
