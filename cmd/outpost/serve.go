@@ -60,7 +60,7 @@ The portal serves what the box holds while the hub is unreachable.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", ":8080", "address of the LAN portal, e.g. :8080 or 127.0.0.1:8080")
 	cmd.Flags().StringVar(&upstreamURL, "upstream", "", "the hub to sync from, https://HOST:PORT")
-	cmd.Flags().StringVar(&enrol, "enrol", "", "one-time enrolment token from `outpost hub token create`")
+	cmd.Flags().StringVar(&enrol, "enrol", "", "one-time enrolment token printed by 'outpost hub token create'")
 	cmd.Flags().StringVar(&hubID, "hub-id", "", "the hub's device ID, if the token does not carry it")
 	cmd.Flags().StringVar(&interval, "sync-interval", "5m", "time between sync passes when all is well")
 	return cmd
