@@ -46,8 +46,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	privateUmask()
+	if err := os.MkdirAll(cfg.DataDir, privateDirMode); err != nil {
 		return nil, fmt.Errorf("open node: create data directory: %w", err)
+	}
+	if err := tightenDataDir(cfg.DataDir); err != nil {
+		// A directory owned by someone else (a shared mount) cannot be
+		// tightened; the node still serves, and says so.
+		log.Warn("the data directory stays readable by other users", "err", err)
 	}
 	id, created, err := identity.LoadOrCreate(filepath.Join(cfg.DataDir, "identity"), "outpost")
 	if err != nil {
@@ -55,6 +61,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	if created {
 		log.Info("created node identity", "device_id", id.DeviceID.String(), "data", cfg.DataDir)
+	}
+	if err := createPrivate(filepath.Join(cfg.DataDir, dbName)); err != nil {
+		return nil, fmt.Errorf("open node: create database: %w", err)
 	}
 	db, err := database.Open(ctx, filepath.Join(cfg.DataDir, dbName))
 	if err != nil {

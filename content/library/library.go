@@ -82,7 +82,7 @@ var ErrNoSpace = errors.New("not enough space")
 // gc deletes stored objects no course references yet, which is exactly what
 // an import's files are until its commit.
 func (l *Library) lock(exclusive bool) (func(), error) {
-	f, err := os.OpenFile(l.lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(l.lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("take content lock: %w", err)
 	}

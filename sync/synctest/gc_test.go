@@ -2,10 +2,12 @@ package synctest
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"outpost/sync/upstream"
@@ -45,8 +47,30 @@ func TestGCKeepsInterruptedSyncWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Pass(passCtx); err == nil {
+	// The partials are private by their own modes, not only by the
+	// umask the node's process sets (undone here, as loose as it gets).
+	oldMask := syscall.Umask(0)
+	err = c.Pass(passCtx)
+	syscall.Umask(oldMask)
+	if err == nil {
 		t.Fatal("the pass finished despite the interruption")
+	}
+	syncDir := filepath.Join(b.Node.Config.DataDir, "sync")
+	err = filepath.WalkDir(syncDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if want := map[bool]fs.FileMode{true: 0o700, false: 0o600}[d.IsDir()]; info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	stored, partials := 0, 0
 	for _, f := range v2[len(v1):] {
