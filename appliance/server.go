@@ -44,8 +44,10 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 	sup.Add(&httpService{n: n, ln: ln, portal: portal, ready: ready, failed: httpErr})
 	sup.Add(&controlService{n: n, ln: ctl})
 	if _, err := upstream.LoadLink(n.Config.DataDir); err == nil || n.Config.Upstream != "" {
-		sup.Add(&syncService{n: n})
+		// The token moves to the service, which forgets it once spent.
+		sup.Add(&syncService{n: n, token: n.Config.EnrolToken})
 	}
+	n.Config.EnrolToken = ""
 	supCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := sup.ServeBackground(supCtx)

@@ -151,9 +151,16 @@ type daemon struct {
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, strings.NewReader(""), args...)
+}
+
+// startDaemonIn is startDaemon with stdin given.
+func startDaemonIn(t *testing.T, stdin io.Reader, args ...string) *daemon {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	pr, pw := io.Pipe()
 	cmd := newRootCmd(io.Discard, pw)
+	cmd.SetIn(stdin)
 	cmd.SetArgs(append([]string{"serve"}, args...))
 	d := &daemon{t: t, done: make(chan error, 1), logs: make(chan string, 1000), stop: cancel}
 	go func() { d.done <- cmd.ExecuteContext(ctx); pw.Close() }()
@@ -452,4 +459,80 @@ func TestSetUpstream(t *testing.T) {
 		t.Fatalf("sync now after the move: %v\n%s", err, out)
 	}
 	d.waitLog(`msg="hub address changed"`)
+}
+
+// TestEnrolTokenOutOfSightAndForgotten: the token can come from a file or
+// standard input instead of the command line (where ps shows it for the
+// daemon's life), and once the box is enrolled it is no longer in
+// DATA/outpost.json, where an image may have put it.
+func TestEnrolTokenOutOfSightAndForgotten(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	pack := t.TempDir()
+	if _, err := samplecourse.WriteFiles(pack, "secret", 1, synctest.Course(14, 0, 0, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
+		t.Fatal(err)
+	}
+	token := func() string {
+		tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	// From a file.
+	box := t.TempDir()
+	tokFile := filepath.Join(t.TempDir(), "enrol-token")
+	if err := os.WriteFile(tokFile, []byte(token()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--data", box, "--listen", "127.0.0.1:0", "--upstream", h.URL(), "--enrol-file", tokFile)
+	d.waitLog(`msg="course synced"`)
+	d.shutdown()
+
+	// From standard input.
+	box = t.TempDir()
+	d = startDaemonIn(t, strings.NewReader(token()+"\n"), "--data", box, "--listen", "127.0.0.1:0", "--upstream", h.URL(), "--enrol", "-")
+	d.waitLog(`msg="course synced"`)
+	d.shutdown()
+
+	// From the image's config file: spent, then removed from it; the
+	// other settings stay.
+	box = t.TempDir()
+	tok := token()
+	cfg := fmt.Sprintf(`{"listen": "127.0.0.1:0", "upstream": %q, "enrol_token": %q, "sync_interval": "1h"}`, h.URL(), tok)
+	if err := os.WriteFile(filepath.Join(box, "outpost.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, "--data", box)
+	d.waitLog(`msg="course synced"`)
+	d.shutdown()
+	b, err := os.ReadFile(filepath.Join(box, "outpost.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), tok) || strings.Contains(string(b), "enrol_token") {
+		t.Fatalf("the spent token is still in outpost.json:\n%s", b)
+	}
+	if !strings.Contains(string(b), `"sync_interval": "1h"`) || !strings.Contains(string(b), h.URL()) {
+		t.Fatalf("forgetting the token lost other settings:\n%s", b)
+	}
+
+	// Bad inputs say what to do.
+	if _, err := run(t, "serve", "--data", t.TempDir(), "--upstream", h.URL(), "--enrol", "x", "--enrol-file", tokFile); err == nil || !strings.Contains(err.Error(), "once") {
+		t.Fatalf("--enrol with --enrol-file: %v", err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := run(t, "serve", "--data", t.TempDir(), "--upstream", h.URL(), "--enrol-file", empty); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("--enrol-file of an empty file: %v", err)
+	}
 }
