@@ -46,7 +46,7 @@ type Link struct {
 func (l *Link) generation() string { return l.HubID + "@" + l.Enrolled.UTC().Format(time.RFC3339Nano) }
 
 // ErrNotEnrolled is returned when the box has no link yet.
-var ErrNotEnrolled = errors.New("this box is not enrolled with a hub; run `outpost serve --upstream URL --enrol TOKEN`")
+var ErrNotEnrolled = errors.New("this box is not enrolled with a hub; run `outpost serve --upstream URL --enrol-file FILE` with the token `outpost hub token create` printed in FILE")
 
 // LoadLink reads DATA/upstream.json.
 func LoadLink(dataDir string) (*Link, error) {
