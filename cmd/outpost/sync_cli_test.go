@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/appliance"
 	"outpost/content/samplecourse"
 	"outpost/sync/synctest"
 	"outpost/sync/upstream"
@@ -363,6 +365,30 @@ func TestControlSocket(t *testing.T) {
 	d.shutdown()
 	if _, err := os.Stat(filepath.Join(box, "control.sock")); !os.IsNotExist(err) {
 		t.Fatalf("the control socket outlived the daemon: %v", err)
+	}
+
+	// A daemon killed with SIGKILL leaves its socket file: nothing
+	// answers on it, so sync now runs the pass itself and the next daemon
+	// replaces it.
+	short := t.TempDir()
+	n, err := appliance.Open(context.Background(), appliance.DefaultConfig(short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	ln, err := net.Listen("unix", filepath.Join(short, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := appliance.RequestSyncPass(context.Background(), short); !errors.Is(err, appliance.ErrNoDaemon) {
+		t.Fatalf("a stale control socket: %v, want ErrNoDaemon", err)
+	}
+	d = startDaemon(t, "--data", short, "--listen", "127.0.0.1:0")
+	d.waitLog("serving")
+	if _, err := appliance.RequestSyncPass(context.Background(), short); err == nil || errors.Is(err, appliance.ErrNoDaemon) {
+		t.Fatalf("the new daemon does not answer on its control socket: %v", err)
 	}
 }
 
