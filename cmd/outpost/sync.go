@@ -131,6 +131,17 @@ func printPassReport(w io.Writer, rep *upstream.PassReport) error {
 	return nil
 }
 
+// passOutcome says how a pass ended, in words.
+func passOutcome(result string) string {
+	switch result {
+	case upstream.StateIdle:
+		return "done"
+	case upstream.StateError:
+		return "failed"
+	}
+	return result
+}
+
 func plural(n int64, unit string) string {
 	if n == 1 {
 		return "1 " + unit
@@ -183,7 +194,7 @@ func formatSyncStatus(st *upstream.Status, now time.Time) string {
 	if lp := st.LastPass; lp != nil {
 		wk := lp.Work
 		fmt.Fprintf(w, "Last pass:\t%s in %s: %d blocks fetched (%s), %d reused, %d patched; %s synced, %s removed\n",
-			lp.Result, (time.Duration(lp.Seconds * float64(time.Second))).Round(time.Millisecond), wk.BlocksFetched,
+			passOutcome(lp.Result), (time.Duration(lp.Seconds * float64(time.Second))).Round(time.Millisecond), wk.BlocksFetched,
 			humanize.IBytes(uint64(wk.BytesFetched)), wk.BlocksLocal+wk.BlocksShifted, wk.BlocksPatched,
 			plural(wk.CoursesSynced, "course"), plural(wk.CoursesRemoved, "course"))
 	}
