@@ -103,7 +103,7 @@ func dialControl(ctx context.Context, path string) (net.Conn, error) {
 		return nil, err
 	}
 	defer closeDir()
-	var d net.Dialer
+	d := net.Dialer{Timeout: 5 * time.Second}
 	return d.DialContext(ctx, "unix", addr)
 }
 
@@ -167,23 +167,45 @@ func (n *Node) handleSyncNow(w http.ResponseWriter, r *http.Request) {
 // RequestSyncPass asks the daemon serving dataDir for a sync pass now and
 // waits for it to finish, at most until ctx ends, and returns what that
 // pass did. It returns ErrNoDaemon when no daemon serves dataDir.
+//
+// Reaching the daemon is bounded on its own (a few seconds), not by ctx:
+// an error wrapping context.DeadlineExceeded means the daemon took the
+// request and its pass was still running when ctx ended.
 func RequestSyncPass(ctx context.Context, dataDir string) (*upstream.PassReport, error) {
 	path := filepath.Join(dataDir, ControlSocket)
+	conn, err := dialControl(context.Background(), path)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, ErrNoDaemon
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ask the daemon for a sync pass: %w", err)
+	}
+	used := false
 	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialControl(ctx, path) },
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			if used {
+				return nil, errors.New("the daemon closed the control connection")
+			}
+			used = true
+			return conn, nil
+		},
 	}}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://daemon/sync/now", nil)
 	if err != nil {
+		conn.Close()
 		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, ErrNoDaemon
+		if !used {
+			conn.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("ask the daemon for a sync pass: the time to wait ended before the request was sent")
+			}
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("ask the daemon for a sync pass: %w", ctx.Err())
 		}
 		return nil, fmt.Errorf("ask the daemon for a sync pass: %w", err)
 	}

@@ -78,6 +78,9 @@ If no daemon runs, the pass runs in this process. Only one pass runs per
 data directory at a time, across processes.`,
 		Args: cobra.NoArgs,
 		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
+			if wait <= 0 {
+				return errors.New("--wait must be a positive duration, e.g. 10m")
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
 			rep, err := appliance.RequestSyncPass(ctx, node.Config.DataDir)

@@ -562,3 +562,60 @@ func TestEnrolTokenOutOfSightAndForgotten(t *testing.T) {
 		t.Fatalf("--enrol-file of an empty file: %v", err)
 	}
 }
+
+// TestSyncNowWaitIsBounded: when the daemon's pass cannot finish (its hub
+// accepts connections and never answers), sync now returns after --wait,
+// saying the pass still runs, instead of hanging.
+func TestSyncNowWaitIsBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := t.TempDir()
+	b, err := synctest.StartBox(ctx, box, h.URL(), tok, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// A hub that takes connections and never says a word: every pass
+	// waits for its TLS handshake (30 s) at least.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	if out, err := run(t, "sync", "set-upstream", "https://"+mute.Addr().String(), "--no-check", "--data", box); err != nil {
+		t.Fatalf("set-upstream: %v\n%s", err, out)
+	}
+	d := startDaemon(t, "--data", box, "--listen", "127.0.0.1:0")
+	d.waitLog("serving")
+	out, err := run(t, "sync", "now", "--wait", "300ms", "--data", box)
+	if err != nil || !strings.Contains(out, "still running after 300ms") {
+		t.Fatalf("sync now with a pass that cannot finish: %v\n%s", err, out)
+	}
+	if _, err := run(t, "sync", "now", "--wait", "0s", "--data", box); err == nil || !strings.Contains(err.Error(), "--wait") {
+		t.Fatalf("sync now --wait 0s: %v", err)
+	}
+}
