@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"outpost/appliance/atomicfile"
 )
 
 // ConfigName is the optional configuration file inside a data directory.
@@ -32,7 +34,8 @@ type Config struct {
 	// https://HOST:PORT; empty for a node that only serves what it is given.
 	Upstream string `json:"upstream,omitempty"`
 	// EnrolToken is the one-time token that joins the upstream (put in the
-	// image by the technician, or passed with --enrol). Unused once enrolled.
+	// image by the technician, or passed with --enrol or --enrol-file).
+	// Removed from the file, and dropped from memory, once enrolled.
 	EnrolToken string `json:"enrol_token,omitempty"`
 	// HubID pins the upstream's device ID when the token does not carry it.
 	HubID string `json:"hub_id,omitempty"`
@@ -68,4 +71,35 @@ func LoadConfig(dataDir string) (Config, error) {
 	}
 	cfg.DataDir = dataDir
 	return cfg, nil
+}
+
+// forgetEnrolToken removes enrol_token from DATA/outpost.json, once the box
+// is enrolled: a spent token only re-enrols this same box, but it is a
+// secret a stolen SD card or a backup need not carry. The other settings
+// are kept (rewritten: key order and spacing are not).
+func forgetEnrolToken(dataDir string) error {
+	path := filepath.Join(dataDir, ConfigName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("forget the enrolment token: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("forget the enrolment token: read %s: %w", path, err)
+	}
+	if _, ok := m["enrol_token"]; !ok {
+		return nil
+	}
+	delete(m, "enrol_token")
+	out, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("forget the enrolment token: %w", err)
+	}
+	if err := atomicfile.Write(path, append(out, '\n'), privateFileMode); err != nil {
+		return fmt.Errorf("forget the enrolment token: %w", err)
+	}
+	return nil
 }

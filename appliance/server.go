@@ -35,11 +35,19 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 		EventHook: func(e suture.Event) { n.Log.Warn("service event", "event", e.String()) },
 		Timeout:   shutdownGrace + 5*time.Second,
 	})
+	ctl, err := n.listenControl(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer ctl.Close()
 	httpErr := make(chan error, 1)
 	sup.Add(&httpService{n: n, ln: ln, portal: portal, ready: ready, failed: httpErr})
+	sup.Add(&controlService{n: n, ln: ctl})
 	if _, err := upstream.LoadLink(n.Config.DataDir); err == nil || n.Config.Upstream != "" {
-		sup.Add(&syncService{n: n})
+		// The token moves to the service, which forgets it once spent.
+		sup.Add(&syncService{n: n, token: n.Config.EnrolToken})
 	}
+	n.Config.EnrolToken = ""
 	supCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := sup.ServeBackground(supCtx)
@@ -85,7 +93,6 @@ func (s *httpService) Serve(ctx context.Context) error {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", n.metricsHandler())
-	mux.HandleFunc("POST /api/sync/now", n.handleSyncNow)
 	mux.Handle("/", s.portal)
 
 	srv := &http.Server{

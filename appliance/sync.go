@@ -3,9 +3,6 @@ package appliance
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"time"
 
 	"outpost/sync/hub"
@@ -21,6 +18,9 @@ var Software = "dev"
 // comes up), then runs the sync loop.
 type syncService struct {
 	n *Node
+	// token is the enrolment token, held here only (not in the node's
+	// config) until enrolment spends it.
+	token string
 }
 
 func (s *syncService) Serve(ctx context.Context) error {
@@ -29,6 +29,7 @@ func (s *syncService) Serve(ctx context.Context) error {
 	for {
 		link, err := upstream.LoadLink(n.Config.DataDir)
 		if err == nil {
+			s.forgetToken()
 			c := n.newSyncClient(link)
 			n.setSync(c)
 			return c.Serve(ctx)
@@ -36,7 +37,7 @@ func (s *syncService) Serve(ctx context.Context) error {
 		if !errors.Is(err, upstream.ErrNotEnrolled) {
 			return err
 		}
-		_, err = upstream.Enrol(ctx, n.Config.DataDir, n.Identity, n.Config.Upstream, n.Config.EnrolToken, n.Config.HubID, Software)
+		_, err = upstream.Enrol(ctx, n.Config.DataDir, n.Identity, n.Config.Upstream, s.token, n.Config.HubID, Software)
 		if err == nil {
 			n.Log.Info("enrolled with the hub", "upstream", n.Config.Upstream)
 			continue
@@ -50,6 +51,15 @@ func (s *syncService) Serve(ctx context.Context) error {
 		case <-t.C:
 		}
 		delay = min(2*delay, 10*time.Minute)
+	}
+}
+
+// forgetToken drops the enrolment token once the box is enrolled: from
+// memory, and from DATA/outpost.json if an image put it there.
+func (s *syncService) forgetToken() {
+	s.token = ""
+	if err := forgetEnrolToken(s.n.Config.DataDir); err != nil {
+		s.n.Log.Warn("the spent enrolment token stays in the config file", "err", err)
 	}
 }
 
@@ -102,22 +112,4 @@ func (n *Node) syncClient() *upstream.Client {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
 	return n.sync
-}
-
-// handleSyncNow is `outpost sync now` reaching the daemon. Only a process
-// on the box itself may ask: the portal port is open to the whole LAN.
-func (n *Node) handleSyncNow(w http.ResponseWriter, r *http.Request) {
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		http.Error(w, "sync can only be started from the box itself", http.StatusForbidden)
-		return
-	}
-	c := n.syncClient()
-	if c == nil {
-		http.Error(w, fmt.Sprintf("this node does not sync: %v", upstream.ErrNotEnrolled), http.StatusConflict)
-		return
-	}
-	c.Kick()
-	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintln(w, "sync pass requested")
 }

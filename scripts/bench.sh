@@ -84,6 +84,7 @@ section "a. range serving"
 A=$WORK/range
 mkdir -p "$A/nginx"
 "$BT" mediapack "$A/pack" bench-media 6 $((32 << 20)) >"$A/files.txt"
+quiet "$A/init.log" "$OUTPOST" init --data "$A/data"
 quiet "$A/import.log" "$OUTPOST" content import --data "$A/data" "$A/pack"
 warm "$A/pack" "$A/data/store/objects"
 
@@ -216,6 +217,7 @@ timed() {
 }
 timed sha256sum sha256sum "${FILES[@]}"
 timed openssl openssl dgst -sha256 "${FILES[@]}"
+quiet "$B/init.log" "$OUTPOST" init --data "$B/data"
 timed import "$OUTPOST" content import --data "$B/data" "$B/pack"
 # The hashing path alone, in-process, with its parts for attribution. Built
 # with -trimpath like bin/outpost so it reuses make build's compiled packages.
@@ -245,6 +247,7 @@ section "c. cold start and memory, 10,000 items"
 C=$WORK/catalog
 mkdir -p "$C"
 "$BT" catalogpack "$C/pack" bench-10k 10000
+quiet "$C/init.log" "$OUTPOST" init --data "$C/data"
 t0=$(now)
 quiet "$C/import.log" "$OUTPOST" content import --data "$C/data" "$C/pack"
 IMPORT_S=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')

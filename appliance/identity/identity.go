@@ -79,7 +79,7 @@ func LoadOrCreate(dir, commonName string) (*Identity, bool, error) {
 	if err := atomicfile.Write(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, false, fmt.Errorf("create identity: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return nil, false, fmt.Errorf("create identity: %w", err)
 	}
 	id, err = Load(dir)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
+	"outpost/appliance"
 	"outpost/content/pack"
 	"outpost/content/samplecourse"
 )
@@ -105,8 +106,64 @@ func TestServeFirstStartHealthMetricsAndGracefulStop(t *testing.T) {
 	}
 }
 
+// newNodeDir makes a node's data directory, as the first `serve` does.
+func newNodeDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	n, err := appliance.Open(context.Background(), appliance.DefaultConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestVerbsRefuseADirectoryThatIsNotANode: a mistyped --data must not
+// create a node and report on it (or import into it). Every verb but
+// serve, hub and demo refuses, names the directory, says what to do, and
+// leaves the directory as it was.
+func TestVerbsRefuseADirectoryThatIsNotANode(t *testing.T) {
+	pack := t.TempDir()
+	if _, err := samplecourse.Write(pack); err != nil {
+		t.Fatal(err)
+	}
+	verbs := [][]string{
+		{"status"}, {"content", "ls"}, {"content", "show", "x"}, {"content", "import", pack},
+		{"content", "export", "x", filepath.Join(t.TempDir(), "x.tar")}, {"content", "rm", "x"},
+		{"content", "verify"}, {"content", "gc"}, {"content", "du"},
+		{"sync", "status"}, {"sync", "now"}, {"sync", "set-upstream", "https://127.0.0.1:1"},
+	}
+	typo, empty := filepath.Join(t.TempDir(), "typo"), t.TempDir()
+	for _, dir := range []string{typo, empty} {
+		for _, v := range verbs {
+			out, err := run(t, append(v, "--data", dir)...)
+			if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "outpost serve --data") {
+				t.Errorf("%v --data %s: %v\n%s", v, dir, err, out)
+			}
+		}
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Error("a verb created the mistyped directory")
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Errorf("verbs wrote into a directory that is not a node: %v", ents)
+	}
+	// What the message says to do works.
+	if out, err := run(t, "init", "--data", typo); err != nil || !strings.Contains(out, "created a node") {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if out, err := run(t, "init", "--data", typo); err != nil || !strings.Contains(out, "already a node") {
+		t.Fatalf("init again: %v\n%s", err, out)
+	}
+	if out, err := run(t, "content", "import", pack, "--data", typo); err != nil {
+		t.Fatalf("import into the new node: %v\n%s", err, out)
+	}
+}
+
 func TestContentVerbs(t *testing.T) {
-	data := t.TempDir()
+	data := newNodeDir(t)
 	packDir := t.TempDir()
 	m, err := samplecourse.Write(packDir)
 	if err != nil {
@@ -145,7 +202,7 @@ func TestContentVerbs(t *testing.T) {
 			t.Fatalf("export %s: %v\n%s", ext, err, o)
 		}
 		checkExportedPack(t, out, raw, m)
-		other := t.TempDir()
+		other := newNodeDir(t)
 		for _, s := range [][]string{{"content", "import", out}, {"content", "verify"}} {
 			if o, err := run(t, append(s, "--data", other)...); err != nil {
 				t.Fatalf("%s: %v: %v\n%s", ext, s, err, o)

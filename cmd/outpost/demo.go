@@ -104,15 +104,14 @@ and DIR/box. Running it again reuses both.`,
 			if err != nil {
 				return err
 			}
-			// Totals count since the box's first sync; a second demo run
-			// should report what this pass did (nothing, if it had it all).
-			before := c.Status().Totals
-			if err := c.Pass(ctx); err != nil {
+			// What this pass did, not the box's totals: a second demo run
+			// reports nothing fetched if the box had it all.
+			rep, err := c.RunPass(ctx)
+			if err != nil {
 				return fmt.Errorf("demo: first sync: %w", err)
 			}
-			after := c.Status().Totals
 			fmt.Fprintf(g.stdout, "Synced: %d blocks fetched, %d reused; the box holds %q (box data: %s).\n",
-				after.BlocksFetched-before.BlocksFetched, after.BlocksLocal+after.BlocksShifted-before.BlocksLocal-before.BlocksShifted, pub.Title, boxDir)
+				rep.Work.BlocksFetched, rep.Work.BlocksLocal+rep.Work.BlocksShifted, pub.Title, boxDir)
 
 			ln, err := listenOrAny(listen, !cmd.Flags().Changed("listen"))
 			if err != nil {

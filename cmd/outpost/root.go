@@ -35,7 +35,7 @@ with a hub whenever the internet link allows.
 
 Start here:
   outpost demo                         try it: a box with a sample course
-  outpost serve --data DIR             run the appliance daemon
+  outpost serve --data DIR             run the appliance daemon (its first start creates DIR)
   outpost content import --data DIR P  import a course pack (folder, .zip, .tar, .tar.zst)
   outpost hub --data DIR               run the hub boxes sync from
   outpost sync status                  how this box's sync is doing`,
@@ -45,9 +45,10 @@ Start here:
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&g.data, "data", defaultDataDir(), "the node's data directory (database, content store, identity)")
+	root.PersistentFlags().StringVar(&g.data, "data", defaultDataDir(), "the node's data directory (database, content store, identity); only init, serve, hub and demo create one")
 	root.AddCommand(
 		newServeCmd(g),
+		newInitCmd(g),
 		newStatusCmd(g),
 		newContentCmd(g),
 		newDemoCmd(g),
@@ -95,11 +96,16 @@ func (g *globals) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// openNode opens the node in --data for an administration verb.
+// openNode opens the node in --data for an administration verb. Only
+// init, serve, hub and demo create a node; every other verb refuses a directory
+// that holds none, naming it.
 func (g *globals) openNode(ctx context.Context) (*appliance.Node, error) {
+	if err := appliance.CheckNode(g.data); err != nil {
+		return nil, err
+	}
 	cfg, err := appliance.LoadConfig(g.data)
 	if err != nil {
 		return nil, err
 	}
-	return appliance.Open(ctx, cfg, g.logger())
+	return appliance.OpenExisting(ctx, cfg, g.logger())
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,73 +22,134 @@ func newSyncCmd(g *globals) *cobra.Command {
 		Use:   "sync",
 		Short: "See and start the box's sync with its hub",
 	}
-	cmd.AddCommand(newSyncNowCmd(g), newSyncStatusCmd(g))
+	cmd.AddCommand(newSyncNowCmd(g), newSyncStatusCmd(g), newSyncSetUpstreamCmd(g))
+	return cmd
+}
+
+func newSyncSetUpstreamCmd(g *globals) *cobra.Command {
+	var noCheck bool
+	cmd := &cobra.Command{
+		Use:   "set-upstream URL",
+		Short: "Change the address of the hub this box syncs from (the same hub, moved)",
+		Long: `Change the address of the hub this enrolled box syncs from, when the hub
+has moved (a new host name, IP address or port). Enrolment is kept: the
+site, the channels, where sync stands, and the hub's device ID the box
+pinned. Before saving, it connects to the new address and refuses it unless
+the hub there is the one the box enrolled with; with --no-check it saves
+without connecting, and the next sync refuses any other hub all the same.
+
+A running daemon uses the new address from its next pass ('outpost sync now'
+starts one). To sync from a different hub, enrol again with a token from it.`,
+		Example: `  outpost sync set-upstream https://hub.example.org:8443 --data /var/lib/outpost`,
+		Args:    cobra.ExactArgs(1),
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, args []string) error {
+			old, err := upstream.LoadLink(node.Config.DataDir)
+			if err != nil {
+				return err
+			}
+			link, err := upstream.SetURL(cmd.Context(), node.Config.DataDir, node.Identity, args[0], !noCheck)
+			if err != nil {
+				return err
+			}
+			how := "checked: it is the hub this box enrolled with"
+			if noCheck {
+				how = "not checked; the next sync refuses any other hub"
+			}
+			fmt.Fprintf(g.stdout, "The box now syncs from %s (was %s); hub %s, %s.\n", link.URL, old.URL, link.HubID, how)
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&noCheck, "no-check", false, "save the address without connecting to it first")
 	return cmd
 }
 
 func newSyncNowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	cmd := &cobra.Command{
 		Use:   "now",
-		Short: "Sync with the hub now instead of waiting for the schedule",
-		Long: `Ask the running daemon for a sync pass now. If no daemon runs on this
-box, run one pass in this process and report how it went.`,
+		Short: "Sync with the hub now and report what this pass did",
+		Long: `Run a sync pass now instead of waiting for the schedule, and report what
+that pass did (blocks fetched, reused, patched; courses synced, removed).
+
+If a daemon serves this data directory, it runs the pass and this command
+waits for it (at most --wait; the pass goes on after that). The daemon is
+found through DATA/control.sock, whatever address its portal listens on.
+If no daemon runs, the pass runs in this process. Only one pass runs per
+data directory at a time, across processes.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := appliance.LoadConfig(g.data)
-			if err != nil {
-				return err
+		RunE: g.withNode(func(cmd *cobra.Command, node *appliance.Node, _ []string) error {
+			if wait <= 0 {
+				return errors.New("--wait must be a positive duration, e.g. 10m")
 			}
-			if kickDaemon(cmd.Context(), cfg.Listen) == nil {
-				fmt.Fprintln(g.stdout, "The daemon is syncing now; follow it with `outpost sync status`.")
+			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+			defer cancel()
+			rep, err := appliance.RequestSyncPass(ctx, node.Config.DataDir)
+			switch {
+			case err == nil:
+				fmt.Fprint(g.stdout, "The daemon ran a pass. ")
+				return printPassReport(g.stdout, rep)
+			case errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil:
+				fmt.Fprintf(g.stdout, "The daemon's pass is still running after %s; follow it with `outpost sync status`.\n", wait)
 				return nil
-			}
-			node, err := appliance.Open(cmd.Context(), cfg, g.logger())
-			if err != nil {
+			case !errors.Is(err, appliance.ErrNoDaemon):
 				return err
 			}
-			defer node.Close()
 			c, err := node.SyncClient()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, "No daemon answered; syncing in this process.")
-			start := time.Now()
-			err = c.Pass(cmd.Context())
-			st := c.Status()
-			fmt.Fprintf(g.stdout, "%s in %s: %d blocks fetched (%s), %d reused from the box, %d patched.\n",
-				map[bool]string{true: "Done", false: "Stopped"}[err == nil], time.Since(start).Round(time.Millisecond),
-				st.Totals.BlocksFetched, humanize.IBytes(uint64(st.Totals.BytesFetched)), st.Totals.BlocksLocal+st.Totals.BlocksShifted, st.Totals.BlocksPatched)
+			fmt.Fprintln(g.stdout, "No daemon serves this data directory; syncing in this process.")
+			r, err := c.RunPass(cmd.Context())
+			if r.Result == upstream.ResultBusy {
+				return err
+			}
+			if perr := printPassReport(g.stdout, &r); perr != nil {
+				return perr
+			}
 			return err
-		},
+		}),
 	}
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the daemon's pass before leaving it to run")
+	return cmd
 }
 
-// kickDaemon asks a daemon on this machine to sync. The address comes from
-// the node's config; an unspecified host means loopback.
-func kickDaemon(ctx context.Context, listen string) error {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return err
+// printPassReport prints what one pass did. A pass that failed is an
+// error, so scripts see it in the exit status.
+func printPassReport(w io.Writer, rep *upstream.PassReport) error {
+	if rep.Result == upstream.ResultBusy {
+		return errors.New(rep.Error)
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+	wk := rep.Work
+	took := (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Millisecond)
+	verb := "Done"
+	if rep.Error != "" {
+		verb = "Stopped"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/api/sync/now", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return errors.New(strings.TrimSpace(string(b)))
+	fmt.Fprintf(w, "%s in %s: %d blocks fetched (%s), %d reused from the box, %d patched; %s synced, %s removed.\n",
+		verb, took, wk.BlocksFetched, humanize.IBytes(uint64(wk.BytesFetched)), wk.BlocksLocal+wk.BlocksShifted, wk.BlocksPatched,
+		plural(wk.CoursesSynced, "course"), plural(wk.CoursesRemoved, "course"))
+	if rep.Error != "" {
+		return errors.New(rep.Error)
 	}
 	return nil
+}
+
+// passOutcome says how a pass ended, in words.
+func passOutcome(result string) string {
+	switch result {
+	case upstream.StateIdle:
+		return "done"
+	case upstream.StateError:
+		return "failed"
+	}
+	return result
+}
+
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 func newSyncStatusCmd(g *globals) *cobra.Command {
@@ -135,6 +194,13 @@ func formatSyncStatus(st *upstream.Status, now time.Time) string {
 	fmt.Fprintf(w, "Hub:\t%s (site %s, channels %s)\n", st.Hub, st.Site, strings.Join(st.Channels, ", "))
 	fmt.Fprintf(w, "Last success:\t%s\n", ago(st.LastSuccess))
 	fmt.Fprintf(w, "Last attempt:\t%s\n", ago(st.LastAttempt))
+	if lp := st.LastPass; lp != nil {
+		wk := lp.Work
+		fmt.Fprintf(w, "Last pass:\t%s in %s: %d blocks fetched (%s), %d reused, %d patched; %s synced, %s removed\n",
+			passOutcome(lp.Result), (time.Duration(lp.Seconds * float64(time.Second))).Round(time.Millisecond), wk.BlocksFetched,
+			humanize.IBytes(uint64(wk.BytesFetched)), wk.BlocksLocal+wk.BlocksShifted, wk.BlocksPatched,
+			plural(wk.CoursesSynced, "course"), plural(wk.CoursesRemoved, "course"))
+	}
 	if !st.NextAttempt.IsZero() {
 		fmt.Fprintf(w, "Next attempt:\t%s\n", ago(st.NextAttempt))
 	}

@@ -63,7 +63,7 @@ type Expect struct {
 // already be migrated.
 func Open(dir string, db *sql.DB) (*Store, error) {
 	for _, sub := range []string{"objects", "tmp", "quarantine"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("open block store: %w", err)
 		}
 	}
@@ -190,7 +190,7 @@ func (b *Batch) Put(ctx context.Context, r io.Reader, want Expect, progress func
 		return obj, false, nil // unannounced duplicate within the batch; the deferred remove drops it
 	}
 	dst := s.Path(res.sha256)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return nil, false, fmt.Errorf("store object %s: %w", res.sha256, err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {

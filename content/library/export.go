@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,12 +23,16 @@ import (
 var packEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Export writes the visible version of a course as a pack at out: a .tar.zst
-// (or .tzst), .tar or .zip archive by extension, or a folder otherwise. The
+// (or .tzst), .tar or .zip archive by extension, or a folder for a name
+// without an extension (or ending in /); other extensions are refused. The
 // manifest is written first so readers can check space before the files.
 // An archive is written to a temporary name and renamed when complete.
 func (l *Library) Export(ctx context.Context, id, out string, prog Progress) error {
 	if prog == nil {
 		prog = noProgress{}
+	}
+	if err := checkExportName(out); err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
 	}
 	raw, err := l.Catalog.Manifest(ctx, id)
 	if err != nil {
@@ -120,6 +125,39 @@ func (l *Library) Export(ctx context.Context, id, out string, prog Progress) err
 		}
 	}
 	return nil
+}
+
+// ExportFormats are the archive formats Export writes, by the ending of
+// the output's name; any other output is a folder.
+var ExportFormats = []string{".tar.zst", ".tzst", ".tar", ".zip"}
+
+// ErrExportFormat is wrapped when an export's name ends in an extension
+// that is no format Export writes.
+var ErrExportFormat = errors.New("unknown pack format")
+
+// checkExportName refuses an output named like an archive of a format
+// Export does not write (out.tgz, out.tar.gz, out.7z): written as a folder
+// under that name, it would look like the archive it is not. A folder is a
+// name without an extension, an existing directory, or a name ending in /.
+func checkExportName(out string) error {
+	lower := strings.ToLower(out)
+	for _, ext := range ExportFormats {
+		if strings.HasSuffix(lower, ext) {
+			return nil
+		}
+	}
+	if strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) {
+		return nil
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return nil
+	}
+	ext := filepath.Ext(out)
+	if ext == "" {
+		return nil
+	}
+	return fmt.Errorf("%w %q in %s: name the output with %s for an archive, or give a folder (end its name with / if it has a dot)",
+		ErrExportFormat, ext, out, strings.Join(ExportFormats, ", "))
 }
 
 func (l *Library) copyObject(ctx context.Context, f pack.File, name string, prog Progress, write func(io.Reader) error) error {

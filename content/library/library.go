@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,8 +28,37 @@ type Library struct {
 	Quota int64
 	// Reserve is free space an import must leave on the disk, so the
 	// database and records never hit a full disk because of a course.
-	Reserve  int64
+	Reserve int64
+	// PartialDir holds files being assembled for pending work, named
+	// SHA256.part (a sync pass's partials); gc deletes those no pending
+	// work needs. Empty: none.
+	PartialDir string
+	// Clock is the time gc judges pending work's age by (nil: time.Now).
+	Clock    func() time.Time
 	lockPath string
+}
+
+// PendingTTL is how long gc keeps pending work whose owner stopped renewing
+// it: a sync pass renews its next versions' files every time the hub
+// still offers them, so only work the hub withdrew, or a box that stopped
+// syncing a month ago, loses them. A month covers the longest link
+// outages the deployments expect; what it keeps is at most the size of the
+// next versions, which the box needed room for anyway.
+const PendingTTL = 30 * 24 * time.Hour
+
+func (l *Library) now() time.Time {
+	if l.Clock != nil {
+		return l.Clock()
+	}
+	return time.Now()
+}
+
+// KeepPending records that owner's work in progress needs these files
+// (SHA-256), replacing what owner said before, so gc keeps them while they
+// are stored for a version not yet installed, and keeps their partials.
+// nil forgets owner's work.
+func (l *Library) KeepPending(ctx context.Context, owner string, shas []string) error {
+	return l.Catalog.SetPending(ctx, owner, shas, l.now())
 }
 
 // New returns a library whose coordination lock lives in dataDir.
@@ -50,7 +82,7 @@ var ErrNoSpace = errors.New("not enough space")
 // gc deletes stored objects no course references yet, which is exactly what
 // an import's files are until its commit.
 func (l *Library) lock(exclusive bool) (func(), error) {
-	f, err := os.OpenFile(l.lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(l.lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("take content lock: %w", err)
 	}
@@ -71,16 +103,20 @@ func (l *Library) lock(exclusive bool) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// GCResult says what gc reclaimed.
+// GCResult says what gc reclaimed, and what it kept for pending work.
 type GCResult struct {
 	Objects      int
 	ObjectBytes  int64
-	Leftovers    int // temp files and unindexed objects from crashes
+	Leftovers    int // temp files and unindexed objects from crashes, abandoned partials
 	LeftoverByte int64
+	Pending      int // files kept for work in progress (stored, or partial)
+	PendingBytes int64
 }
 
 // GC deletes stored objects that no course version references, and what
-// interrupted imports left behind.
+// interrupted imports left behind. It keeps what pending work (KeepPending)
+// needs, stored or partial, unless its owner has not renewed it for
+// PendingTTL.
 func (l *Library) GC(ctx context.Context) (*GCResult, error) {
 	unlock, err := l.lock(true)
 	if err != nil {
@@ -88,11 +124,27 @@ func (l *Library) GC(ctx context.Context) (*GCResult, error) {
 	}
 	defer unlock()
 	var res GCResult
+	if _, err := l.Catalog.ExpirePending(ctx, l.now().Add(-PendingTTL)); err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	pending, err := l.Catalog.Pending(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
 	shas, err := l.Catalog.Unreferenced(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	for _, sha := range shas {
+		if pending[sha] {
+			size, _, err := l.Store.Stat(ctx, sha)
+			if err != nil && !errors.Is(err, blockstore.ErrNotFound) {
+				return &res, fmt.Errorf("gc: %w", err)
+			}
+			res.Pending++
+			res.PendingBytes += size
+			continue
+		}
 		n, err := l.Store.Remove(ctx, sha)
 		if err != nil {
 			return &res, fmt.Errorf("gc: %w", err)
@@ -104,7 +156,53 @@ func (l *Library) GC(ctx context.Context) (*GCResult, error) {
 	if err != nil {
 		return &res, fmt.Errorf("gc: %w", err)
 	}
+	if err := l.sweepPartials(pending, &res); err != nil {
+		return &res, fmt.Errorf("gc: %w", err)
+	}
 	return &res, nil
+}
+
+// sweepPartials deletes partial files no pending work needs (abandoned, or
+// for a version the upstream has since replaced). Only SHA.part files are
+// considered: the directory is the sync pass's, and anything else in it is
+// not gc's to judge.
+func (l *Library) sweepPartials(pending map[string]bool, res *GCResult) error {
+	if l.PartialDir == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(l.PartialDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sweep partial files: %w", err)
+	}
+	for _, e := range ents {
+		sha, ok := strings.CutSuffix(e.Name(), ".part")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		// A partial is sparse until its blocks arrive: count what it
+		// occupies on disk, not its final size.
+		var size int64
+		if info, err := e.Info(); err == nil {
+			size = info.Size()
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				size = st.Blocks * 512
+			}
+		}
+		if pending[sha] {
+			res.Pending++
+			res.PendingBytes += size
+			continue
+		}
+		if err := os.Remove(filepath.Join(l.PartialDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sweep partial files: %w", err)
+		}
+		res.Leftovers++
+		res.LeftoverByte += size
+	}
+	return nil
 }
 
 // Usage is what `content du` reports.

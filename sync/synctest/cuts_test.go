@@ -1,13 +1,19 @@
 package synctest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"outpost/content/samplecourse"
 	"outpost/sync/linkemu"
 	"outpost/sync/upstream"
 )
@@ -118,3 +124,75 @@ func TestSyncThroughCutLink(t *testing.T) {
 }
 
 func blockKey(file string, idx int) string { return fmt.Sprintf("%s/%d", file, idx) }
+
+// logBuffer collects a client's log lines, for tests that check what it
+// retried.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestChangesCutIsRetried cuts the link once, inside the answer to
+// GET /v1/changes: the pass must ask again and finish, as it does for every
+// other request, instead of ending with "malformed sync message".
+func TestChangesCutIsRetried(t *testing.T) {
+	h := startHub(t)
+	// Many small files make a large changes answer (~100 KB compressed:
+	// the manifest's hashes do not compress) and cost little to sync.
+	rng := rand.New(rand.NewPCG(11, 11))
+	var files []samplecourse.File
+	for i := range 1500 {
+		files = append(files, samplecourse.File{Path: fmt.Sprintf("html/p%04d.html", i), Data: Random(rng, 64)})
+	}
+	dir := filepath.Join(t.TempDir(), "pack")
+	if _, err := samplecourse.WriteFiles(dir, "many", 1, files); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Hub.Publish(testCtx(t), dir, "science"); err != nil {
+		t.Fatal(err)
+	}
+	b := enrolBox(t, h.URL(), h, "science")
+	// The box already holds the course (imported from a USB stick), so the
+	// pass is about the changes answer alone: nothing else to fetch.
+	if _, err := b.Node.Library.Import(testCtx(t), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// One cut, placed between 20 and 60 KB into the download: after the
+	// TLS handshake (~2 KB), inside the changes answer. The proxy counts
+	// only downloaded bytes, so the request itself cannot move it.
+	const mean = 40 << 10
+	proxy, err := linkemu.Start(linkemu.Config{Target: h.Addr, Seed: 3, CutMeanBytes: mean, MaxCuts: 1, CutDownOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var logs logBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c, err := b.Through("https://"+proxy.Addr(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pass(testCtx(t)); err != nil {
+		t.Fatalf("a cut during changes ended the pass: %v", err)
+	}
+	assertHolds(t, b, "many", 1, files)
+	if st := proxy.Stats(); st.Cuts != 1 {
+		t.Fatalf("%d cuts, want 1", st.Cuts)
+	}
+	if !strings.Contains(logs.String(), "what=changes") {
+		t.Fatalf("the cut did not fall in the changes answer; log:\n%s", logs.String())
+	}
+}

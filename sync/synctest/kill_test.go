@@ -56,13 +56,22 @@ func syncChild(dir string) int {
 		mu.Unlock()
 	}}
 	c := upstream.New(o, link)
-	for range 5 {
-		if err := c.Pass(ctx); err == nil {
+	passes := 5
+	if os.Getenv("OUTPOST_SYNC_CHILD_PASSES") == "1" {
+		passes = 1
+	}
+	for range passes {
+		err := c.Pass(ctx)
+		mu.Lock()
+		if err == nil {
 			fmt.Fprintln(out, "done")
-			out.Flush()
-			return 0
 		} else {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(out, "error", err)
+		}
+		out.Flush()
+		mu.Unlock()
+		if err == nil {
+			return 0
 		}
 	}
 	return 1

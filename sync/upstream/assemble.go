@@ -34,7 +34,7 @@ type partFile struct {
 
 func (c *Client) openPart(fb wire.FileBlocks) (*partFile, error) {
 	dir := c.partialDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
 	p := &partFile{fb: fb, path: filepath.Join(dir, fb.SHA256+".part")}
@@ -42,7 +42,7 @@ func (c *Client) openPart(fb wire.FileBlocks) (*partFile, error) {
 	p.have, p.missing = make([]bool, n), n
 	_, statErr := os.Stat(p.path)
 	existed := statErr == nil
-	f, err := os.OpenFile(p.path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(p.path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sync: open partial %s: %w", fb.SHA256, err)
 	}

@@ -59,15 +59,41 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := wire.Decode(resp.Body, out); err != nil {
+	sr := newStallReader(resp.Body, cancel)
+	defer sr.stop()
+	lr := &linkReader{r: sr}
+	if err := wire.Decode(lr, out); err != nil {
+		if lr.err != nil {
+			// The link failed under the answer (a cut, a stall): the
+			// message itself may be fine, so this is worth retrying,
+			// and says so, rather than "malformed".
+			return fmt.Errorf("%s %s: %w: %w", method, path, wire.ErrTruncated, explainNetErr(lr.err))
+		}
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// linkReader remembers the first error reading from the connection, so a
+// decoding failure can be told apart from the link failing under it.
+type linkReader struct {
+	r   io.Reader
+	err error
+}
+
+func (l *linkReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if err != nil && err != io.EOF && l.err == nil {
+		l.err = err
+	}
+	return n, err
 }
 
 // do sends a request; a non-2xx answer becomes a *wire.Error.

@@ -7,9 +7,11 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -44,7 +46,7 @@ type Link struct {
 func (l *Link) generation() string { return l.HubID + "@" + l.Enrolled.UTC().Format(time.RFC3339Nano) }
 
 // ErrNotEnrolled is returned when the box has no link yet.
-var ErrNotEnrolled = errors.New("this box is not enrolled with a hub; run `outpost serve --upstream URL --enrol TOKEN`")
+var ErrNotEnrolled = errors.New("this box is not enrolled with a hub; run `outpost serve --upstream URL --enrol-file FILE` with the token `outpost hub token create` printed in FILE")
 
 // LoadLink reads DATA/upstream.json.
 func LoadLink(dataDir string) (*Link, error) {
@@ -81,7 +83,10 @@ func saveLink(dataDir string, l *Link) error {
 	return nil
 }
 
-// normaliseURL accepts "host:port" or a full https URL.
+// NormaliseURL is how a hub address given by a person is stored: it
+// accepts "host:port" or a full https URL.
+func NormaliseURL(raw string) (string, error) { return normaliseURL(raw) }
+
 func normaliseURL(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if !strings.Contains(raw, "://") {
@@ -158,4 +163,57 @@ func Enrol(ctx context.Context, dataDir string, id *identity.Identity, hubURL, t
 		return nil, err
 	}
 	return link, nil
+}
+
+// SetURL moves an enrolled box's link to the hub's new address, keeping
+// everything enrolment established: the pinned hub ID (every connection
+// still checks it), the site, the channels, and so the cursor. With check,
+// it first connects to the new address and refuses it unless the hub there
+// is the pinned one (wire.ErrWrongPeer) or when nothing answers; without,
+// the pin is only checked by the next pass. A running daemon uses the new
+// address from its next pass.
+func SetURL(ctx context.Context, dataDir string, id *identity.Identity, rawURL string, check bool) (*Link, error) {
+	link, err := LoadLink(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	u, err := normaliseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("set upstream: %w", err)
+	}
+	if check {
+		if err := checkHub(ctx, id, link.hubID(), u); err != nil {
+			return nil, err
+		}
+	}
+	l := *link
+	l.URL = u
+	if err := saveLink(dataDir, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// checkHub connects to the hub at u and completes a TLS handshake, which
+// fails unless the hub there holds the pinned identity.
+func checkHub(ctx context.Context, id *identity.Identity, pin protocol.DeviceID, u string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("set upstream: %w", err)
+	}
+	host := pu.Host
+	if pu.Port() == "" {
+		host = net.JoinHostPort(pu.Hostname(), "443")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: wire.ClientTLS(id.Cert, pin)}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if errors.Is(err, wire.ErrWrongPeer) {
+		return fmt.Errorf("set upstream: the hub at %s is not the hub this box enrolled with: %w; a box only moves to its own hub's new address (enrol again with a token from the other hub to change hubs)", u, err)
+	}
+	if err != nil {
+		return fmt.Errorf("set upstream: cannot reach %s to check it is this box's hub: %w; try again when it is reachable, or pass --no-check (the next sync still refuses any other hub)", u, explainNetErr(err))
+	}
+	return conn.Close()
 }

@@ -36,6 +36,11 @@ func (c *Client) Serve(ctx context.Context) error {
 		case errors.Is(err, ErrPaused):
 			backoff = 0
 			wait = jitter(c.opts.Interval)
+		case errors.Is(err, ErrPassRunning):
+			// `sync now` run without the daemon, in another process: look
+			// again soon, it may have stopped short of done.
+			wait = jitter(min(c.opts.Interval, time.Minute))
+			c.opts.Log.Info("sync pass skipped", "err", err, "retry_in", wait.Round(time.Second))
 		default:
 			backoff = min(max(2*backoff, 10*time.Second), 30*time.Minute)
 			if permanent(err) {

@@ -47,20 +47,29 @@ type Hooks struct {
 	BlockStored func(hash []byte, source string)
 }
 
-// Client syncs one box with its upstream. Passes are serialised; Serve runs
-// them on a schedule, Kick asks for one now.
+// Client syncs one box with its upstream. Passes are serialised, within
+// the process and across processes (lock.go); Serve runs them on a
+// schedule, Kick asks for one now, KickAndWait asks and waits for it.
 type Client struct {
 	opts Options
 	link *Link
-	http *http.Client
-	m    *syncMetrics
-	kick chan struct{}
+	// diskURL is the hub address DATA/upstream.json held when the client
+	// last looked: when `outpost sync set-upstream` changes it, the next
+	// pass follows (link.URL may differ on purpose: a test's link emulator).
+	diskURL string
+	http    *http.Client
+	m       *syncMetrics
+	kick    chan struct{}
 
 	passMu sync.Mutex // one pass at a time
 
-	mu     sync.Mutex
-	status Status
-	saved  time.Time
+	mu       sync.Mutex
+	status   Status
+	saved    time.Time
+	started  int64         // passes started by this client
+	last     PassReport    // the last pass that finished
+	lastSeq  int64         // which one it was
+	finished chan struct{} // closed when a pass finishes, then replaced
 }
 
 // New returns a client for an enrolled box.
@@ -71,8 +80,12 @@ func New(o Options, link *Link) *Client {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Minute
 	}
-	c := &Client{opts: o, link: link, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
-		kick: make(chan struct{}, 1)}
+	l := *link
+	c := &Client{opts: o, link: &l, diskURL: link.URL, http: newHTTPClient(o.Identity, link.hubID()), m: newSyncMetrics(),
+		kick: make(chan struct{}, 1), finished: make(chan struct{})}
+	if on, err := LoadLink(o.DataDir); err == nil {
+		c.diskURL = on.URL
+	}
 	if st, err := ReadStatus(context.Background(), o.DB, o.DataDir); err == nil {
 		c.status = *st
 	}
@@ -117,14 +130,37 @@ var ErrPaused = errors.New("sync paused")
 // Pass runs one sync pass: changes, then every missing file, then the
 // version switches and removals. It returns when the box holds everything
 // its channels hold on the hub, or with the error that stopped it; either
-// way every verified block is kept for the next pass.
+// way every verified block is kept for the next pass. If another pass runs
+// for the same data directory (in any process) it returns ErrPassRunning
+// at once and changes nothing.
 func (c *Client) Pass(ctx context.Context) error {
+	_, err := c.RunPass(ctx)
+	return err
+}
+
+// RunPass is Pass, also returning what the pass did.
+func (c *Client) RunPass(ctx context.Context) (PassReport, error) {
 	c.passMu.Lock()
 	defer c.passMu.Unlock()
+	c.mu.Lock()
+	c.started++
+	seq := c.started
+	c.mu.Unlock()
+	rep := PassReport{Started: time.Now()}
+	release, err := lockPass(c.opts.DataDir)
+	if err != nil {
+		rep.Result, rep.Error = ResultBusy, err.Error()
+		c.finish(seq, rep)
+		return rep, err
+	}
+	defer release()
+	c.followLink()
+	var before Totals
 	c.update(func(s *Status) {
-		s.State, s.Message, s.LastAttempt = StateSyncing, "asking the hub for changes", time.Now()
+		s.State, s.Message, s.LastAttempt = StateSyncing, "asking the hub for changes", rep.Started
+		before = s.Totals
 	})
-	err := c.pass(ctx)
+	err = c.pass(ctx)
 	c.mu.Lock()
 	s := &c.status
 	s.Totals.Passes++
@@ -142,12 +178,70 @@ func (c *Client) Pass(ctx context.Context) error {
 		s.State, s.LastError, s.Message = StateError, err.Error(), "the last pass failed; retrying"
 		c.m.passes.WithLabelValues("error").Inc()
 	}
+	rep.Result = s.State
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	rep.Seconds = time.Since(rep.Started).Seconds()
+	rep.Work = s.Totals.minus(before)
+	s.LastPass = &rep
 	st := *s
 	c.mu.Unlock()
 	c.m.queueBytes.Set(0)
 	c.saveStatus(st)
+	c.finish(seq, rep)
 	c.opts.Log.Info("sync pass finished", "state", st.State, "took", time.Since(st.LastAttempt).Round(time.Millisecond), "err", err)
-	return err
+	return rep, err
+}
+
+// followLink adopts a new hub address saved since the client was made
+// (`outpost sync set-upstream`). The pin is not read again: a link for
+// another hub comes from a new enrolment, which needs a new client.
+func (c *Client) followLink() {
+	on, err := LoadLink(c.opts.DataDir)
+	if err != nil || on.URL == c.diskURL || on.HubID != c.link.HubID {
+		return
+	}
+	c.opts.Log.Info("hub address changed", "from", c.link.URL, "to", on.URL)
+	c.link.URL, c.diskURL = on.URL, on.URL
+	c.http.CloseIdleConnections()
+	c.update(func(s *Status) { s.Hub = on.URL })
+}
+
+// finish records a pass's report and wakes whoever waits for it.
+func (c *Client) finish(seq int64, rep PassReport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.lastSeq = rep, seq
+	close(c.finished)
+	c.finished = make(chan struct{})
+}
+
+// KickAndWait asks the loop (Serve) for a pass and waits until a pass that
+// started after the request has finished, then returns what it did. A pass
+// already running when it is called does not count: it may have asked the
+// hub for changes before the caller's reason to sync existed. It gives up
+// when ctx ends; the pass goes on.
+func (c *Client) KickAndWait(ctx context.Context) (PassReport, error) {
+	c.mu.Lock()
+	after := c.started
+	c.mu.Unlock()
+	c.Kick()
+	for {
+		c.mu.Lock()
+		if c.lastSeq > after {
+			rep := c.last
+			c.mu.Unlock()
+			return rep, nil
+		}
+		ch := c.finished
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return PassReport{}, ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 // coursePlan is one course version to install and the files it lacks.
@@ -193,7 +287,15 @@ func (c *Client) pass(ctx context.Context) error {
 		return err
 	}
 	var ch wire.Changes
-	if err := c.call(ctx, http.MethodGet, wire.PathChanges+"?since="+strconv.FormatInt(cursor, 10), nil, &ch); err != nil {
+	err = c.retry(ctx, "changes", func() (bool, error) {
+		ch = wire.Changes{}
+		err := c.call(ctx, http.MethodGet, wire.PathChanges+"?since="+strconv.FormatInt(cursor, 10), nil, &ch)
+		if errors.Is(err, wire.ErrTruncated) {
+			c.update(func(s *Status) { s.Totals.BadStreams++ })
+		}
+		return false, err
+	})
+	if err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	if err := ch.Validate(); err != nil {
@@ -232,6 +334,19 @@ func (c *Client) pass(ctx context.Context) error {
 			bases[to] = append(bases[to], from...)
 		}
 	}
+	// Record what the new versions need before fetching any of it: if this
+	// pass is interrupted, gc keeps what it stored and assembled, and the
+	// next pass goes on from there. Nothing pending forgets earlier work
+	// (installed, or withdrawn by the hub).
+	var pending []string
+	for _, p := range plans {
+		for _, f := range p.manifest.Files {
+			pending = append(pending, f.SHA256)
+		}
+	}
+	if err := c.opts.Library.KeepPending(ctx, pendingOwner, pending); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	if len(need) > 0 {
 		if err := c.fetchFiles(ctx, need, bases); err != nil {
 			return err
@@ -249,6 +364,12 @@ func (c *Client) pass(ctx context.Context) error {
 		changed = changed || res.Replaced != 0
 		c.opts.Log.Info("course synced", "course", res.ID, "version", res.Version, "replaced", res.Replaced)
 		c.update(func(s *Status) { s.Totals.CoursesSynced++ })
+	}
+	if len(plans) > 0 {
+		// Installed: the catalog references them now.
+		if err := c.opts.Library.KeepPending(ctx, pendingOwner, nil); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
 	}
 	for _, id := range ch.Removed {
 		removed, err := c.removeSynced(ctx, id)
@@ -307,7 +428,14 @@ func (c *Client) removeSynced(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
-func (c *Client) partialDir() string { return filepath.Join(c.opts.DataDir, "sync", "partial") }
+// pendingOwner names the sync pass's pending work in the library.
+const pendingOwner = "sync"
+
+// PartialDir is where passes assemble new files, DATA/sync/partial; the
+// library's gc keeps the partials of pending work there.
+func PartialDir(dataDir string) string { return filepath.Join(dataDir, "sync", "partial") }
+
+func (c *Client) partialDir() string { return PartialDir(c.opts.DataDir) }
 
 // cleanPartials deletes partial files no longer wanted (a course replaced
 // again before it finished arriving).

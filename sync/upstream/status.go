@@ -19,6 +19,9 @@ const (
 	StatePaused      = "paused" // waiting for something a person must fix (disk full)
 	StateError       = "error"  // the last pass failed; retrying with backoff
 	StateNotEnrolled = "not_enrolled"
+	// StateInterrupted is a pass that was saved as running but no longer
+	// runs: the daemon stopped or crashed, or the box lost power, mid-pass.
+	StateInterrupted = "interrupted"
 )
 
 // Status is what `outpost sync status` shows. It is kept in the database
@@ -40,7 +43,43 @@ type Status struct {
 	Throughput float64 `json:"throughput_bytes_per_second"` // recent, from block batches
 	ETASeconds float64 `json:"eta_seconds,omitempty"`
 
+	// LastPass is what the last finished pass did, on its own.
+	LastPass *PassReport `json:"last_pass,omitempty"`
+
 	Totals Totals `json:"totals"`
+}
+
+// PassReport is what one pass did: its result, and its own counts (not
+// the box's totals).
+type PassReport struct {
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"`
+	// Result is the state the pass left (idle, paused, error), or busy
+	// when it did not run because another pass was running.
+	Result string `json:"result"`
+	Error  string `json:"error,omitempty"`
+	Work   Totals `json:"work"`
+}
+
+// ResultBusy is a pass that did not run: another held the data directory.
+const ResultBusy = "busy"
+
+// minus is the work between two snapshots of the totals.
+func (t Totals) minus(u Totals) Totals {
+	return Totals{
+		Passes:         t.Passes - u.Passes,
+		FailedPasses:   t.FailedPasses - u.FailedPasses,
+		BlocksFetched:  t.BlocksFetched - u.BlocksFetched,
+		BytesFetched:   t.BytesFetched - u.BytesFetched,
+		BlocksLocal:    t.BlocksLocal - u.BlocksLocal,
+		BlocksShifted:  t.BlocksShifted - u.BlocksShifted,
+		BlocksPatched:  t.BlocksPatched - u.BlocksPatched,
+		PatchBytes:     t.PatchBytes - u.PatchBytes,
+		HashMismatches: t.HashMismatches - u.HashMismatches,
+		BadStreams:     t.BadStreams - u.BadStreams,
+		CoursesSynced:  t.CoursesSynced - u.CoursesSynced,
+		CoursesRemoved: t.CoursesRemoved - u.CoursesRemoved,
+	}
 }
 
 // Totals count since the box's first sync.
@@ -127,6 +166,20 @@ func ReadStatus(ctx context.Context, db *sql.DB, dataDir string) (*Status, error
 	st.Hub, st.Site, st.Channels = link.URL, link.Site, link.Channels
 	if st.Cursor, err = loadCursor(ctx, db, link); err != nil {
 		return nil, err
+	}
+	if st.State == StateSyncing {
+		// Saved mid-pass; if no pass holds the lock now, the process that
+		// ran it is gone and what it saved (queue, ETA) is stale.
+		running, err := PassRunning(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		if !running {
+			st.State = StateInterrupted
+			st.Message = fmt.Sprintf("the last pass, started %s, was interrupted (the daemon stopped or crashed, or the power failed); the next pass resumes where it stopped",
+				st.LastAttempt.Local().Format("2006-01-02 15:04:05"))
+			st.QueueFiles, st.QueueBytes, st.ETASeconds = 0, 0, 0
+		}
 	}
 	return st, nil
 }
