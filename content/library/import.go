@@ -150,10 +150,11 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 	if err := batch.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
-	texts, err := l.gatherTexts(ctx, m)
+	texts, doneTexts, err := l.gatherTexts(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
+	defer doneTexts()
 	if hooks.BeforeCommit != nil {
 		hooks.BeforeCommit()
 	}
