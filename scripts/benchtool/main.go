@@ -6,6 +6,7 @@
 //	benchtool mediapack DIR ID N SIZE   write a pack of N random "video" files;
 //	                                    prints "PACKPATH ITEMID" per file
 //	benchtool catalogpack DIR ID N      write samplecourse.WriteLarge's N-item pack
+//	benchtool pagespack DIR ID N        write samplecourse.WritePages's N-page pack
 //	benchtool freeport                  print a free loopback TCP port
 //	benchtool fileserver DIR ADDR       serve DIR with a minimal http.ServeContent
 //	                                    handler: the net/http floor under the portal
@@ -74,6 +75,16 @@ func run(args []string) error {
 			return fmt.Errorf("catalogpack: %w", err)
 		}
 		_, err = samplecourse.WriteLarge(args[1], args[2], n)
+		return err
+	case "pagespack":
+		if len(args) != 4 {
+			return errors.New("usage: benchtool pagespack DIR ID N")
+		}
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			return fmt.Errorf("pagespack: %w", err)
+		}
+		_, err = samplecourse.WritePages(args[1], args[2], n)
 		return err
 	case "freeport":
 		port, err := freePort()
