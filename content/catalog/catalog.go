@@ -399,3 +399,13 @@ func uniq(s []string) []string {
 	}
 	return out
 }
+
+// Referenced reports whether any course version, visible or not, references
+// a stored object.
+func (c *Catalog) Referenced(ctx context.Context, sha string) (bool, error) {
+	var used bool
+	if err := c.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM version_files WHERE sha256 = ?)`, sha).Scan(&used); err != nil {
+		return false, fmt.Errorf("look up references to %s: %w", sha, err)
+	}
+	return used, nil
+}

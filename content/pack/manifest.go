@@ -161,6 +161,20 @@ func ParseStoredManifest(data []byte) (*Manifest, error) {
 }
 
 func parseManifest(data []byte, strict bool) (*Manifest, error) {
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.validate(strict); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// DecodeManifest decodes a manifest without validating it, so an importer
+// can check a pack's files against a manifest that has other problems and
+// report them all at once. Malformed JSON and unknown fields are errors.
+func DecodeManifest(data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxManifestSize)}}}
 	}
@@ -172,9 +186,6 @@ func parseManifest(data []byte, strict bool) (*Manifest, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: unexpected data after the manifest object"}}}
-	}
-	if err := m.validate(strict); err != nil {
-		return nil, err
 	}
 	return &m, nil
 }
