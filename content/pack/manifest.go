@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"regexp"
 	"sort"
@@ -178,14 +177,14 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxManifestSize)}}}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: " + describeJSONError(data, err)}}}
+	// Fields and syntax first, token by token; then the decoding proper
+	// straight from data, so the document is held once (see checkFields).
+	if fe := checkFields(data); fe != nil {
+		return nil, &ValidationError{Problems: []*FieldError{fe}}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: unexpected data after the manifest object"}}}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: " + describeJSONError(data, err)}}}
 	}
 	return &m, nil
 }
