@@ -18,7 +18,7 @@
 #
 # Run it with `make bench` (which builds bin/outpost and installs nginx-light
 # first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
-# up its servers and files on exit, and takes about eight minutes.
+# up its servers and files on exit, and takes about a quarter of an hour.
 # docs/BENCHMARKS.md explains the figures and records a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
