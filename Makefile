@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests drive for real: a browser for the portal test,
 # qemu to run the arm builds.
 TEST_DEBS   := chromium qemu-user-static
-BENCH_DEBS  := nginx-light rsync
+BENCH_DEBS  := nginx-light rsync kiwix-tools zim-tools
 export CGO_ENABLED := 0
 
 .DEFAULT_GOAL := help
@@ -40,7 +40,7 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: build deps-bench ## Benchmarks against nginx and sha256sum/openssl; see docs/BENCHMARKS.md
+bench: build deps-bench ## Benchmarks against nginx, sha256sum/openssl, rsync and kiwix-serve; see docs/BENCHMARKS.md
 	scripts/bench.sh
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)

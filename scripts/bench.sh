@@ -9,20 +9,24 @@
 #      sha256sum and openssl over 1 GiB;
 #   c. cold start and memory with a 10,000-item catalog;
 #   d. sync: bytes on the wire for four course updates vs `rsync -az`, and
-#      hub CPU per GB served.
-# BENCH_ONLY=a runs section a alone; BENCH_DURATION sets each load run's length.
+#      hub CPU per GB served;
+#   e. scale: item and course pages of courses of 1,000, 10,000 and 50,000
+#      HTML pages, outpost vs kiwix-serve serving a ZIM of the same pages,
+#      and the peak memory of importing each course.
+# BENCH_ONLY=a (or e) runs that section alone; BENCH_DURATION sets each load
+# run's length; BENCH_SCALE_SIZES the course sizes of section e.
 #
 # Run it with `make bench` (which builds bin/outpost and installs nginx-light
 # first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
-# up its servers and files on exit, and takes about eight minutes.
+# up its servers and files on exit, and takes about a quarter of an hour.
 # docs/BENCHMARKS.md explains the figures and records a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CGO_ENABLED=0
-OUTPOST=$PWD/bin/outpost
+OUTPOST=${BENCH_OUTPOST:-$PWD/bin/outpost} # BENCH_OUTPOST: another build, for before/after runs
 DURATION=${BENCH_DURATION:-10s} # per load-test run
-for tool in nginx taskset sha256sum openssl curl go rsync; do
+for tool in nginx taskset sha256sum openssl curl go rsync kiwix-serve zimwriterfs; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run 'make bench'" >&2; exit 1; }
 done
 [ -x "$OUTPOST" ] || { echo "bench: $OUTPOST is missing; run 'make build'" >&2; exit 1; }
@@ -74,17 +78,140 @@ echo "Outpost benchmarks"
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15-min load average at start; other work on the machine skews every figure)"
-echo "tools:   $("$OUTPOST" --version), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | sed 's/.*: //'), $(openssl version | cut -d' ' -f1-2), $(sha256sum --version | head -1)"
+echo "tools:   $("$OUTPOST" --version), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | sed 's/.*: //'), $(openssl version | cut -d' ' -f1-2), $(sha256sum --version | head -1), $(kiwix-serve --version 2>&1 | grep -m1 kiwix-tools), $(zimwriterfs --version 2>&1 | grep -m1 zim-tools)"
 
 go build -trimpath -o "$WORK/benchtool" ./scripts/benchtool
 BT=$WORK/benchtool
+
+###############################################################################
+# run_pages NAME PID BASE URLFILE: one page-load run of DURATION against one
+# server, its figures kept as NAME.txt and the server's CPU seconds as NAME.cpu.
+run_pages() {
+  local name=$1 pid=$2 base=$3 urls=$4 t0 t1
+  t0=$(ticks "$pid")
+  taskset -c 1 "$BT" pageload -base "$base" -urls "$urls" -clients 8 -duration "$DURATION" >"$name.txt" 2>"$name.err" ||
+    { echo "bench: page load $name failed:" >&2; cat "$name.err" >&2; exit 1; }
+  t1=$(ticks "$pid")
+  awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$name.cpu"
+}
+# mknode DIR: a new node to import into (verbs other than serve, hub and
+# demo refuse a directory that is not one). A BENCH_OUTPOST build from
+# before `outpost init` creates it on import instead.
+mknode() {
+  if "$OUTPOST" init --help >/dev/null 2>&1; then
+    quiet "$1.init.log" "$OUTPOST" init --data "$1"
+  fi
+}
+# kv FILE KEY: a value of benchtool's "key value" output.
+kv() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+# section_e: the scale comparison (its own function so BENCH_ONLY=e can run
+# it alone, before the long sections).
+section_e() {
+  section "e. scale: pages of 1,000 / 10,000 / 50,000-page courses vs kiwix-serve; import memory"
+  local E=$WORK/scale n d OP KP OPID KPID round kind srv base pid t0
+  local sizes=${BENCH_SCALE_SIZES:-1000 10000 50000}
+  echo "load at start of e: $(cut -d' ' -f1-3 /proc/loadavg)"
+  for n in $sizes; do
+    d=$E/$n
+    mkdir -p "$d"
+    "$BT" pagespack "$d/pack" bench-pages "$n"
+    warm "$d/pack"
+    mknode "$d/data"
+    "$BT" peakrss "$OUTPOST" content import --data "$d/data" "$d/pack" >"$d/import.txt" 2>"$d/import.log" ||
+      { echo "bench: import of $n pages failed:" >&2; cat "$d/import.log" >&2; exit 1; }
+    stat -c %s "$d/pack/manifest.json" >"$d/manifest.bytes"
+    "$BT" zimsrc "$d/pack" "$d/zimsrc" "$n"
+    t0=$(now)
+    # zimwriterfs defaults (full-text index, 4 threads, 2 MB clusters);
+    # only the metadata it requires is given.
+    quiet "$d/zim.log" zimwriterfs --welcome=index.html --illustration=illustration.png --language=eng \
+      --title="Benchmark pages ($n)" --description="Generated HTML pages" --creator=Outpost --publisher=Outpost \
+      "$d/zimsrc" "$d/bench-$n.zim"
+    awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f\n", b - a }' >"$d/zim.s"
+    rm -rf "$d/zimsrc" "$d/pack"
+    warm "$d/data" "$d/bench-$n.zim"
+    "$BT" scaleurls "$d" bench-pages "bench-$n" "$n" 2000
+
+    OP=$("$BT" freeport)
+    taskset -c 0 "$OUTPOST" serve --data "$d/data" --listen "127.0.0.1:$OP" 2>"$d/outpost.log" &
+    OPID=$!
+    PIDS+=("$OPID")
+    KP=$("$BT" freeport)
+    # As its users run it: defaults (4 threads), one ZIM.
+    taskset -c 0 kiwix-serve --address 127.0.0.1 --port "$KP" "$d/bench-$n.zim" >"$d/kiwix.log" 2>&1 &
+    KPID=$!
+    PIDS+=("$KPID")
+    waitup "http://127.0.0.1:$OP/c/bench-pages"
+    waitup "http://127.0.0.1:$KP/bench-$n/index.html"
+    # A short warm-up of each, so neither pays for first-touch caches.
+    for srv in outpost kiwix; do
+      base=http://127.0.0.1:$OP
+      [ "$srv" = kiwix ] && base=http://127.0.0.1:$KP
+      taskset -c 1 "$BT" pageload -base "$base" -urls "$d/$srv-item.txt" -clients 8 -duration 2s >/dev/null
+    done
+    # Back to back and alternating, so the machine's other load hits both.
+    for round in 1 2; do
+      for kind in item course; do
+        run_pages "$d/outpost-$kind-$round" "$OPID" "http://127.0.0.1:$OP" "$d/outpost-$kind.txt"
+        run_pages "$d/kiwix-$kind-$round" "$KPID" "http://127.0.0.1:$KP" "$d/kiwix-$kind.txt"
+      done
+    done
+    kill -TERM "$OPID" "$KPID" 2>/dev/null || true
+    wait "$OPID" "$KPID" 2>/dev/null || true
+    rm -rf "$d/data" "$d/bench-$n.zim"
+  done
+  echo "load at end of e: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+  printf '\nCourses of N generated HTML pages (samplecourse.WritePages, ~2.5 KB each, 20 a lesson); the same pages\n'
+  printf 'packed by zimwriterfs (defaults) for kiwix-serve (defaults). 8 keep-alive clients, %s a run, server on core 0,\n' "$DURATION"
+  printf 'load generator (benchtool pageload) on core 1. item: the same 2,000 random pages for both (outpost: the item\n'
+  printf 'page /c/COURSE/i/ITEM; kiwix-serve: the article /BOOK/PATH); course: every page of the portal'"'"'s paged listing\n'
+  printf '(200 items each) vs kiwix-serve'"'"'s welcome page (a list of the first 200 pages).\n\n'
+  printf '| pages | page | run | server | pages/s | p50 ms | p95 ms | p99 ms | bytes/page | server CPU | pages/s vs kiwix-serve |\n'
+  printf '|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
+  for n in $sizes; do
+    for kind in item course; do
+      for round in 1 2; do
+        for srv in outpost kiwix; do
+          f=$E/$n/$srv-$kind-$round.txt
+          label=$srv
+          [ "$srv" = kiwix ] && label=kiwix-serve
+          awk -v n="$n" -v k="$kind" -v r="$round" -v l="$label" -v pps="$(kv "$f" pages_per_s)" -v p50="$(kv "$f" p50_ms)" \
+            -v p95="$(kv "$f" p95_ms)" -v p99="$(kv "$f" p99_ms)" -v b="$(kv "$f" bytes_per_page)" -v s="$(kv "$f" seconds)" \
+            -v cpu="$(cat "$E/$n/$srv-$kind-$round.cpu")" -v base="$(kv "$E/$n/kiwix-$kind-$round.txt" pages_per_s)" -v e="$(kv "$f" errors)" \
+            'BEGIN { printf "| %d | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %d | %.0f%% | %.2fx |\n", n, k, r, l, pps, p50, p95, p99, b, 100*cpu/s, pps/base; if (e > 0) printf "(%s: %d errors)\n", l, e }'
+        done
+      done
+    done
+  done
+  echo
+  for kind in item course; do
+    for n in $sizes; do
+      awk -v n="$n" -v k="$kind" -v o1="$(kv "$E/$n/outpost-$kind-1.txt" pages_per_s)" -v o2="$(kv "$E/$n/outpost-$kind-2.txt" pages_per_s)" \
+        -v k1="$(kv "$E/$n/kiwix-$kind-1.txt" pages_per_s)" -v k2="$(kv "$E/$n/kiwix-$kind-2.txt" pages_per_s)" \
+        'BEGIN { printf "%s pages, %d-page course: outpost %.0f pages/s, kiwix-serve %.0f pages/s, outpost/kiwix-serve %.2fx (mean of both rounds)\n", k, n, (o1+o2)/2, (k1+k2)/2, (o1/k1 + o2/k2)/2 }'
+    done
+  done
+  printf '\nImport of each course (outpost content import, a folder pack, page cache warm); peak RSS is the\n'
+  printf 'kernel'"'"'s ru_maxrss of the process. zimwriterfs building the ZIM of the same pages, for scale.\n\n'
+  printf '| pages | manifest.json | import s | import peak RSS | zimwriterfs s |\n|---:|---:|---:|---:|---:|\n'
+  for n in $sizes; do
+    awk -v n="$n" -v mb="$(cat "$E/$n/manifest.bytes")" -v s="$(kv "$E/$n/import.txt" seconds)" -v k="$(kv "$E/$n/import.txt" peak_rss_kib)" -v z="$(cat "$E/$n/zim.s")" \
+      'BEGIN { printf "| %d | %.1f MB | %.1f | %.1f MiB | %.1f |\n", n, mb/1e6, s, k/1024, z }'
+  done
+}
+
+###############################################################################
+# BENCH_ONLY=e: the scale comparison alone.
+if [ "${BENCH_ONLY:-}" = e ]; then section_e; section "done"; exit 0; fi
 
 ###############################################################################
 section "a. range serving"
 A=$WORK/range
 mkdir -p "$A/nginx"
 "$BT" mediapack "$A/pack" bench-media 6 $((32 << 20)) >"$A/files.txt"
-quiet "$A/init.log" "$OUTPOST" init --data "$A/data"
+mknode "$A/data"
 quiet "$A/import.log" "$OUTPOST" content import --data "$A/data" "$A/pack"
 warm "$A/pack" "$A/data/store/objects"
 
@@ -217,7 +344,7 @@ timed() {
 }
 timed sha256sum sha256sum "${FILES[@]}"
 timed openssl openssl dgst -sha256 "${FILES[@]}"
-quiet "$B/init.log" "$OUTPOST" init --data "$B/data"
+mknode "$B/data"
 timed import "$OUTPOST" content import --data "$B/data" "$B/pack"
 # The hashing path alone, in-process, with its parts for attribution. Built
 # with -trimpath like bin/outpost so it reuses make build's compiled packages.
@@ -247,7 +374,7 @@ section "c. cold start and memory, 10,000 items"
 C=$WORK/catalog
 mkdir -p "$C"
 "$BT" catalogpack "$C/pack" bench-10k 10000
-quiet "$C/init.log" "$OUTPOST" init --data "$C/data"
+mknode "$C/data"
 t0=$(now)
 quiet "$C/import.log" "$OUTPOST" content import --data "$C/data" "$C/pack"
 IMPORT_S=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
@@ -282,4 +409,5 @@ shaped=()
 [ "${BENCH_SYNC_SHAPED:-0}" = 1 ] && shaped=(-shaped)
 "$BT" syncbench -outpost "$OUTPOST" -work "$WORK/sync" "${shaped[@]}"
 
+section_e
 section "done"

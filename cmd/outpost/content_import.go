@@ -16,8 +16,9 @@ func newContentImportCmd(g *globals) *cobra.Command {
 		Long: `Import one or more course packs, e.g. from a USB stick.
 
 Every file is checked against the manifest's size and SHA-256 before the
-course becomes visible; a bad pack is refused with the file and field at
-fault, and nothing of it appears on the portal. Importing a newer version of
+course becomes visible; a bad pack is refused with every problem found (the
+file and field at fault), nothing of it appears on the portal, and what was
+stored of it is deleted again. Importing a newer version of
 a course switches to it atomically once complete.`,
 		Example: `  outpost content import --data /var/lib/outpost /media/usb/fractions.tar.zst`,
 		Args:    cobra.MinimumNArgs(1),

@@ -124,15 +124,29 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want Expect, progress func
 // Batch stores many objects and makes them durable and visible together:
 // one filesystem sync and one index transaction instead of three fsyncs per
 // file, which for a course of 10,000 small HTML pages is the difference
-// between seconds and many minutes on an SD card. Until Commit, the batch's
-// files sit in objects/ unindexed: invisible to readers, and removed by
-// SweepDisk if the process dies first. A Batch is not safe for concurrent
-// use.
+// between seconds and many minutes on an SD card. Until they are committed,
+// the batch's files sit in objects/ unindexed: invisible to readers, and
+// removed by SweepDisk if the process dies first.
+//
+// A batch commits by itself every flushObjects objects or flushBytes bytes,
+// so what it keeps in memory (each pending object's block list) stays
+// bounded whatever the number of files: a course of 50,000 pages is fifty
+// syncs, not one sync and 50,000 block lists held to the end. A Batch is
+// not safe for concurrent use.
 type Batch struct {
-	s       *Store
-	pending []*Object
-	seen    map[string]bool
+	s            *Store
+	pending      []*Object
+	pendingBytes int64
+	seen         map[string]bool // pending objects, by SHA-256
 }
+
+// flushObjects and flushBytes bound a batch's uncommitted objects: enough
+// that the sync per flush costs nothing next to writing the files, few
+// enough that their block lists take a few megabytes at most.
+const (
+	flushObjects = 2048
+	flushBytes   = 512 << 20
+)
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch { return &Batch{s: s, seen: map[string]bool{}} }
@@ -189,6 +203,13 @@ func (b *Batch) Put(ctx context.Context, r io.Reader, want Expect, progress func
 	if b.seen[obj.SHA256] {
 		return obj, false, nil // unannounced duplicate within the batch; the deferred remove drops it
 	}
+	if want.SHA256 == "" {
+		// Content the caller could not name may be stored already (or
+		// have been flushed by this batch); then it is not new.
+		if have, err := s.Has(ctx, obj.SHA256); err != nil || have {
+			return obj, false, err
+		}
+	}
 	dst := s.Path(res.sha256)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return nil, false, fmt.Errorf("store object %s: %w", res.sha256, err)
@@ -199,6 +220,12 @@ func (b *Batch) Put(ctx context.Context, r io.Reader, want Expect, progress func
 	renamed = true
 	b.seen[obj.SHA256] = true
 	b.pending = append(b.pending, obj)
+	b.pendingBytes += obj.Size
+	if len(b.pending) >= flushObjects || b.pendingBytes >= flushBytes {
+		if err := b.Commit(ctx); err != nil {
+			return nil, false, err
+		}
+	}
 	return obj, true, nil
 }
 
@@ -206,8 +233,8 @@ func (b *Batch) Put(ctx context.Context, r io.Reader, want Expect, progress func
 // syncfs of the store's filesystem is cheaper.
 const smallBatch = 8
 
-// Commit makes every object of the batch durable, then indexes them all in
-// one transaction. Only after Commit do they count as stored.
+// Commit makes every pending object of the batch durable, then indexes
+// them all in one transaction. Only after Commit do they count as stored.
 func (b *Batch) Commit(ctx context.Context) error {
 	if len(b.pending) == 0 {
 		return nil
@@ -218,8 +245,35 @@ func (b *Batch) Commit(ctx context.Context) error {
 	if err := b.s.index(ctx, b.pending...); err != nil {
 		return err
 	}
-	b.pending = nil
+	// Indexed now: Has finds them, so seen need not remember them.
+	b.pending, b.pendingBytes = nil, 0
+	clear(b.seen)
 	return nil
+}
+
+// Discard deletes the files of the batch's pending (not yet committed)
+// objects, unless someone else has indexed the same content meanwhile. It
+// is for an import refused half-way, and only safe while no other writer
+// of the store can be running (the caller holds the content lock alone):
+// another import may have renamed the very same file into place.
+func (b *Batch) Discard(ctx context.Context) (files int, bytes int64, err error) {
+	for _, o := range b.pending {
+		indexed, err := b.s.Has(ctx, o.SHA256)
+		if err != nil {
+			return files, bytes, err
+		}
+		if indexed {
+			continue
+		}
+		if err := os.Remove(b.s.Path(o.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return files, bytes, fmt.Errorf("discard object %s: %w", o.SHA256, err)
+		}
+		files++
+		bytes += o.Size
+	}
+	b.pending, b.pendingBytes = nil, 0
+	clear(b.seen)
+	return files, bytes, nil
 }
 
 func (b *Batch) sync() error {

@@ -29,11 +29,14 @@ func (f Filter) limit() int {
 
 const visibleCourse = `FROM courses c JOIN course_versions v ON v.course_id = c.id AND v.version = c.current_version`
 
+// courseCols are a course's summary, all stored in its course_versions row
+// (counts included, computed at commit): no page pays for the size of a
+// course to show its header.
+const courseCols = `v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at, v.item_count, v.bytes`
+
 // Courses lists visible courses, by title.
 func (c *Catalog) Courses(ctx context.Context, f Filter) ([]Course, error) {
-	q := `SELECT v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at,
-		(SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version),
-		(SELECT coalesce(sum(size), 0) FROM version_files vf WHERE vf.course_id = v.course_id AND vf.version = v.version) ` + visibleCourse
+	q := `SELECT ` + courseCols + ` ` + visibleCourse
 	where, args := f.where()
 	q += where + ` ORDER BY v.title COLLATE NOCASE, v.course_id LIMIT ? OFFSET ?`
 	args = append(args, f.limit(), f.Offset)
@@ -101,8 +104,10 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 	if err != nil {
 		return nil, err
 	}
-	irows, err := c.db.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? ORDER BY lesson_idx, idx LIMIT ? OFFSET ?`,
-		co.ID, co.Version, limit, offset)
+	if offset < 0 {
+		offset = 0
+	}
+	irows, err := c.db.QueryContext(ctx, qWindowItems, co.ID, co.Version, offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items of %s: %w", id, err)
 	}
@@ -120,16 +125,15 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 		return nil, fmt.Errorf("read items of %s: %w", id, err)
 	}
 	// Lessons of the window, plus (for a full listing) empty lessons too.
-	q := `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ?`
-	args := []any{co.ID, co.Version}
+	q, args := qAllLessons, []any{co.ID, co.Version}
 	if limit >= 0 {
 		if len(items) == 0 {
 			return co, nil
 		}
-		q += ` AND idx BETWEEN ? AND ?`
+		q = qWindowLessons
 		args = append(args, items[0].Lesson, items[len(items)-1].Lesson)
 	}
-	lrows, err := c.db.QueryContext(ctx, q+` ORDER BY idx`, args...)
+	lrows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
 	}
@@ -154,11 +158,27 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 	return co, nil
 }
 
+// The queries behind every page, named so a test can check their plans
+// (content/catalog's TestPageQueriesUseIndexes): each reads a handful of
+// rows through an index, whatever the size of the course.
+const (
+	qCourseSummary = `SELECT ` + courseCols + ` ` + visibleCourse + ` WHERE c.id = ?`
+	// qWindowItems reads a window of a course by position; pos < 0 never
+	// matches, limit < 0 means no limit.
+	qWindowItems   = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND pos >= ? ORDER BY pos LIMIT ?`
+	qWindowLessons = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx BETWEEN ? AND ? ORDER BY idx`
+	qAllLessons    = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? ORDER BY idx`
+	qItem          = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND item_id = ?`
+	qItemAt        = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND pos = ?`
+	qLesson        = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx = ?`
+	qVisibleItem   = `SELECT ` + itemCols + ` FROM items i WHERE i.course_id = ? AND i.item_id = ?
+		AND i.version = (SELECT current_version FROM courses WHERE id = ?)`
+	qVisibleFile = `SELECT vf.sha256, vf.size FROM version_files vf JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
+		WHERE vf.course_id = ? AND vf.path = ?`
+)
+
 func (c *Catalog) courseSummary(ctx context.Context, id string) (*Course, error) {
-	row := c.db.QueryRowContext(ctx, `SELECT v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at,
-		(SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version),
-		(SELECT coalesce(sum(size), 0) FROM version_files vf WHERE vf.course_id = v.course_id AND vf.version = v.version) `+visibleCourse+` WHERE c.id = ?`, id)
-	co, err := scanCourse(row)
+	co, err := scanCourse(c.db.QueryRowContext(ctx, qCourseSummary, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("course %s: %w", id, ErrNotFound)
 	}
@@ -184,8 +204,7 @@ func (c *Catalog) ItemContext(ctx context.Context, courseID, itemID string) (*It
 	if err != nil {
 		return nil, err
 	}
-	row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? AND item_id = ?`, co.ID, co.Version, itemID)
-	it, err := scanItem(row)
+	it, err := scanItem(c.db.QueryRowContext(ctx, qItem, co.ID, co.Version, itemID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
 	}
@@ -193,35 +212,35 @@ func (c *Catalog) ItemContext(ctx context.Context, courseID, itemID string) (*It
 		return nil, fmt.Errorf("read item %s/%s: %w", courseID, itemID, err)
 	}
 	ic := &ItemContext{Course: co, Item: *it}
-	err = c.db.QueryRowContext(ctx, `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx = ?`,
-		co.ID, co.Version, it.Lesson).Scan(&ic.Lesson.Index, &ic.Lesson.ID, &ic.Lesson.Title)
+	err = c.db.QueryRowContext(ctx, qLesson, co.ID, co.Version, it.Lesson).Scan(&ic.Lesson.Index, &ic.Lesson.ID, &ic.Lesson.Title)
 	if err != nil {
 		return nil, fmt.Errorf("read lesson of %s/%s: %w", courseID, itemID, err)
 	}
-	neighbour := func(cond, order string) (*Item, error) {
-		row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE course_id = ? AND version = ? AND `+cond+` ORDER BY `+order+` LIMIT 1`,
-			co.ID, co.Version, it.Lesson, it.Lesson, it.Index)
-		n, err := scanItem(row)
+	neighbour := func(pos int) (*Item, error) {
+		if pos < 0 {
+			return nil, nil
+		}
+		n, err := scanItem(c.db.QueryRowContext(ctx, qItemAt, co.ID, co.Version, pos))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil
 		}
 		return n, err
 	}
-	if ic.Prev, err = neighbour(`(lesson_idx < ? OR (lesson_idx = ? AND idx < ?))`, `lesson_idx DESC, idx DESC`); err != nil {
+	if ic.Prev, err = neighbour(it.Pos - 1); err != nil {
 		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
 	}
-	if ic.Next, err = neighbour(`(lesson_idx > ? OR (lesson_idx = ? AND idx > ?))`, `lesson_idx, idx`); err != nil {
+	if ic.Next, err = neighbour(it.Pos + 1); err != nil {
 		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
 	}
 	return ic, nil
 }
 
-const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, text_path, lesson_idx, idx`
+const itemCols = `course_id, item_id, kind, title, path, sha256, size, mime, entry, text_path, lesson_idx, idx, pos`
 
 func scanItem(r scanner) (*Item, error) {
 	var it Item
 	var kind string
-	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson, &it.Index); err != nil {
+	if err := r.Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson, &it.Index, &it.Pos); err != nil {
 		return nil, err
 	}
 	it.Kind = pack.Kind(kind)
@@ -230,9 +249,7 @@ func scanItem(r scanner) (*Item, error) {
 
 // Item returns one item of a course's visible version.
 func (c *Catalog) Item(ctx context.Context, courseID, itemID string) (*Item, error) {
-	row := c.db.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items i WHERE i.course_id = ? AND i.item_id = ?
-		AND i.version = (SELECT current_version FROM courses WHERE id = ?)`, courseID, itemID, courseID)
-	it, err := scanItem(row)
+	it, err := scanItem(c.db.QueryRowContext(ctx, qVisibleItem, courseID, itemID, courseID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
 	}
@@ -245,8 +262,7 @@ func (c *Catalog) Item(ctx context.Context, courseID, itemID string) (*Item, err
 // File returns the object of a pack path in a course's visible version (for
 // downloads and transcripts).
 func (c *Catalog) File(ctx context.Context, courseID, p string) (sha string, size int64, err error) {
-	err = c.db.QueryRowContext(ctx, `SELECT vf.sha256, vf.size FROM version_files vf JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
-		WHERE vf.course_id = ? AND vf.path = ?`, courseID, p).Scan(&sha, &size)
+	err = c.db.QueryRowContext(ctx, qVisibleFile, courseID, p).Scan(&sha, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, fmt.Errorf("file %s/%s: %w", courseID, p, ErrNotFound)
 	}

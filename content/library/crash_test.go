@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("OUTPOST_CRASH_CHILD") == "1" {
 		os.Exit(crashChild(os.Getenv("OUTPOST_CRASH_DATA"), os.Getenv("OUTPOST_CRASH_PACK")))
 	}
+	if os.Getenv("OUTPOST_MEMORY_CHILD") == "1" {
+		os.Exit(memoryChild(os.Getenv("OUTPOST_CRASH_DATA"), os.Getenv("OUTPOST_CRASH_PACK")))
+	}
 	os.Exit(m.Run())
 }
 

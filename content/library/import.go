@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 
 	"github.com/dustin/go-humanize"
 
-	"outpost/content/blockstore"
 	"outpost/content/catalog"
 	"outpost/content/pack"
 )
@@ -45,22 +42,24 @@ type Hooks struct {
 
 // Import reads a pack (folder, zip, tar, tar.zst), stores its files, and
 // makes the course version visible in one step once everything is stored
-// and verified. On any error the catalog is unchanged; stored files that no
-// course references are reclaimed by the next gc.
+// and verified. On any error the catalog is unchanged, and the files this
+// import stored are deleted again unless another import or sync pass is
+// running (then the next gc reclaims them). A refused pack is reported with
+// every problem found: the manifest's, and each file's against it.
 func (l *Library) Import(ctx context.Context, path string, prog Progress) (*ImportResult, error) {
 	return l.ImportWithHooks(ctx, path, prog, Hooks{})
 }
 
 // ImportWithHooks is Import with test hooks.
-func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progress, hooks Hooks) (*ImportResult, error) {
+func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progress, hooks Hooks) (_ *ImportResult, err error) {
 	if prog == nil {
 		prog = noProgress{}
 	}
-	unlock, err := l.lock(false)
+	lk, err := l.take(false)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lk.release()
 
 	r, err := pack.Open(path)
 	if err != nil {
@@ -71,9 +70,25 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
-	m, err := pack.ParseManifest(raw)
+	m, err := pack.DecodeManifest(raw)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	if verr := m.Validate(); verr != nil {
+		// Nothing is stored for a manifest with problems, but the files are
+		// still checked against what it says, so one run tells the author
+		// everything to fix.
+		probs := &problems{}
+		var ve *pack.ValidationError
+		if errors.As(verr, &ve) {
+			probs.list = append(probs.list, ve.Problems...)
+		} else {
+			return nil, fmt.Errorf("import %s: %w", path, verr)
+		}
+		if err := l.walk(ctx, r, m, nil, probs, nil); err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("import %s: %w", path, probs.err())
 	}
 	res := &ImportResult{ID: m.ID, Version: m.Version, Title: m.Title, Files: len(m.Files)}
 	for _, f := range m.Files {
@@ -96,6 +111,10 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 	if res.Replaced, err = l.Catalog.CurrentVersion(ctx, m.ID); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
+	if res.Replaced > m.Version {
+		// Refused before a byte is copied, not by the commit at the end.
+		return nil, fmt.Errorf("import %s: course %s version %d is older than the installed version %d; remove the course first to downgrade", path, m.ID, m.Version, res.Replaced)
+	}
 	need, err := l.newBytes(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
@@ -105,55 +124,29 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 	}
 	prog.Total(need)
 
-	seen := map[string]bool{}
-	batch := l.Store.NewBatch()
-	walkErr := r.Walk(ctx, func(name string, size int64, rd io.Reader) error {
-		f, ok := m.Files[name]
-		if !ok {
-			return invalid(name, "", "is in the pack but not listed in manifest.json \"files\"; list it or remove it")
-		}
-		if size != f.Size {
-			return invalid(name, fmt.Sprintf("files[%q].size", name), fmt.Sprintf("the archive holds %d bytes but the manifest says %d", size, f.Size))
-		}
-		seen[name] = true
-		obj, isNew, err := batch.Put(ctx, rd, blockstore.Expect{SHA256: f.SHA256, Size: f.Size}, prog.Add)
-		if errors.Is(err, blockstore.ErrMismatch) {
-			return invalid(name, fmt.Sprintf("files[%q]", name), fmt.Sprintf("content does not match the manifest (%v); the pack is damaged or the manifest is stale", err))
-		}
+	st := &storing{batch: l.Store.NewBatch(), prog: prog}
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("store %s: %w", name, err)
+			l.discard(context.WithoutCancel(ctx), lk, st)
 		}
-		if isNew {
-			res.NewBytes += obj.Size
-		}
-		return nil
-	})
-	if walkErr != nil {
-		return nil, fmt.Errorf("import %s: %w", path, walkErr)
+	}()
+	probs := &problems{}
+	if err := l.walk(ctx, r, m, st, probs, &res.NewBytes); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
-	var absent []string
-	for name := range m.Files {
-		if !seen[name] {
-			absent = append(absent, name)
-		}
-	}
-	if len(absent) > 0 {
-		sort.Strings(absent)
-		ve := &pack.ValidationError{}
-		for _, name := range absent {
-			ve.Problems = append(ve.Problems, &pack.FieldError{File: pack.ManifestName, Field: fmt.Sprintf("files[%q]", name), Msg: "is listed but absent from the pack"})
-		}
-		return nil, fmt.Errorf("import %s: %w", path, ve)
+	if len(probs.list) > 0 {
+		return nil, fmt.Errorf("import %s: %w", path, probs.err())
 	}
 	// Files first, durable and indexed; only then the catalog, so a
 	// visible course never references a file that is not safely stored.
-	if err := batch.Commit(ctx); err != nil {
+	if err := st.batch.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
-	texts, err := l.gatherTexts(ctx, m)
+	texts, doneTexts, err := l.gatherTexts(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
+	defer doneTexts()
 	if hooks.BeforeCommit != nil {
 		hooks.BeforeCommit()
 	}
@@ -166,10 +159,6 @@ func (l *Library) ImportWithHooks(ctx context.Context, path string, prog Progres
 		res.Replaced = 0
 	}
 	return res, nil
-}
-
-func invalid(file, field, msg string) error {
-	return &pack.ValidationError{Problems: []*pack.FieldError{{File: file, Field: field, Msg: msg}}}
 }
 
 // newBytes is what the pack adds to the store: files not already held,

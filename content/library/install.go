@@ -42,10 +42,11 @@ func (l *Library) Install(ctx context.Context, raw []byte) (*ImportResult, error
 	if res.Replaced, err = l.Catalog.CurrentVersion(ctx, m.ID); err != nil {
 		return nil, fmt.Errorf("install course %s: %w", m.ID, err)
 	}
-	texts, err := l.gatherTexts(ctx, m)
+	texts, doneTexts, err := l.gatherTexts(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("install course %s: %w", m.ID, err)
 	}
+	defer doneTexts()
 	v, err := l.Catalog.Commit(ctx, m, raw, texts)
 	if err != nil {
 		return nil, fmt.Errorf("install course %s: %w", m.ID, err)

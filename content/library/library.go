@@ -82,6 +82,29 @@ var ErrNoSpace = errors.New("not enough space")
 // gc deletes stored objects no course references yet, which is exactly what
 // an import's files are until its commit.
 func (l *Library) lock(exclusive bool) (func(), error) {
+	h, err := l.take(exclusive)
+	if err != nil {
+		return nil, err
+	}
+	return h.release, nil
+}
+
+// heldLock is a taken content lock.
+type heldLock struct{ f *os.File }
+
+func (h *heldLock) release() { h.f.Close() }
+
+// tryExclusive turns a shared hold into an exclusive one if nobody else
+// holds the lock, without waiting. A failed attempt may lose the shared
+// hold (flock converts by unlocking first), so it is for the end of an
+// operation only: an import refused half-way uses it to delete what it
+// stored, which is safe only while no other import or sync pass could have
+// come to rely on the same files.
+func (h *heldLock) tryExclusive() bool {
+	return unix.Flock(int(h.f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
+func (l *Library) take(exclusive bool) (*heldLock, error) {
 	f, err := os.OpenFile(l.lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("take content lock: %w", err)
@@ -100,7 +123,7 @@ func (l *Library) lock(exclusive bool) (func(), error) {
 		}
 		return nil, fmt.Errorf("take content lock: %w", err)
 	}
-	return func() { f.Close() }, nil
+	return &heldLock{f: f}, nil
 }
 
 // GCResult says what gc reclaimed, and what it kept for pending work.

@@ -2,13 +2,19 @@ package library
 
 import (
 	"archive/zip"
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
 
+	"outpost/content/catalog"
 	"outpost/content/pack"
 )
 
@@ -20,40 +26,98 @@ const maxTextBytes = 1 << 20
 // text_file, the entry page of html5 activities, and html/txt documents.
 // A file that cannot be read as text is skipped, not an error: search is a
 // convenience, and the file itself was verified.
-func (l *Library) gatherTexts(ctx context.Context, m *pack.Manifest) (map[string]string, error) {
-	texts := map[string]string{}
-	for _, it := range m.Items() {
-		var parts []string
-		if it.TextFile != "" {
-			t, err := l.readText(m.Files[it.TextFile].SHA256, it.TextFile)
-			if err != nil {
-				return nil, err
-			}
-			parts = append(parts, t)
+//
+// The texts of a 50,000-page course are some 100 MB: held in a map until
+// the commit they were most of an import's memory. They are written, in
+// lesson order, to a spool file in the store's tmp folder (which gc sweeps
+// if the process dies), and the returned source hands them back one at a
+// time as the commit asks for them. The caller must call done.
+func (l *Library) gatherTexts(ctx context.Context, m *pack.Manifest) (src catalog.TextSource, done func(), err error) {
+	f, err := os.CreateTemp(filepath.Join(l.Store.Dir(), "tmp"), "texts-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("index texts: %w", err)
+	}
+	done = func() { f.Close(); os.Remove(f.Name()) }
+	defer func() {
+		if err != nil {
+			done()
 		}
-		switch {
-		case it.Kind == pack.KindHTML5:
-			entry := it.Entry
-			if entry == "" {
-				entry = "index.html"
+	}()
+	w := bufio.NewWriterSize(f, 64<<10)
+	var n [binary.MaxVarintLen64]byte
+	for _, l2 := range m.Lessons {
+		for _, it := range l2.Items {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, fmt.Errorf("index texts: %w", err)
 			}
-			t, err := l.zipText(m.Files[it.File], entry)
+			t, err := l.itemText(m, it)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			parts = append(parts, t)
-		case it.Kind == pack.KindDocument && (strings.HasSuffix(it.File, ".html") || strings.HasSuffix(it.File, ".htm") || strings.HasSuffix(it.File, ".txt")):
-			t, err := l.readText(m.Files[it.File].SHA256, it.File)
-			if err != nil {
-				return nil, err
+			w.Write(n[:binary.PutUvarint(n[:], uint64(len(t)))])
+			if _, err := w.WriteString(t); err != nil {
+				return nil, nil, fmt.Errorf("index texts: %w", err)
 			}
-			parts = append(parts, t)
-		}
-		if len(parts) > 0 {
-			texts[it.ID] = strings.Join(parts, "\n")
 		}
 	}
-	return texts, nil
+	if err := w.Flush(); err != nil {
+		return nil, nil, fmt.Errorf("index texts: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, fmt.Errorf("index texts: %w", err)
+	}
+	r := bufio.NewReaderSize(f, 64<<10)
+	var buf []byte
+	src = func(pack.Item) (string, error) {
+		size, err := binary.ReadUvarint(r)
+		if err == nil && size > maxItemText {
+			err = fmt.Errorf("entry of %d bytes", size)
+		}
+		if err == nil {
+			buf = slices.Grow(buf[:0], int(size))[:size]
+			_, err = io.ReadFull(r, buf)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read back indexed text: %w", err)
+		}
+		return string(buf), nil
+	}
+	return src, done, nil
+}
+
+// maxItemText bounds one item's gathered text: its transcript and its own
+// file, each at most maxTextBytes (plus the separator).
+const maxItemText = 2*maxTextBytes + 1
+
+// itemText is one item's searchable text from its files, or "".
+func (l *Library) itemText(m *pack.Manifest, it pack.Item) (string, error) {
+	var parts []string
+	if it.TextFile != "" {
+		t, err := l.readText(m.Files[it.TextFile].SHA256, it.TextFile)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, t)
+	}
+	switch {
+	case it.Kind == pack.KindHTML5:
+		entry := it.Entry
+		if entry == "" {
+			entry = "index.html"
+		}
+		t, err := l.zipText(m.Files[it.File], entry)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, t)
+	case it.Kind == pack.KindDocument && (strings.HasSuffix(it.File, ".html") || strings.HasSuffix(it.File, ".htm") || strings.HasSuffix(it.File, ".txt")):
+		t, err := l.readText(m.Files[it.File].SHA256, it.File)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, t)
+	}
+	return strings.Join(parts, "\n"), nil
 }
 
 func (l *Library) readText(sha, name string) (string, error) {

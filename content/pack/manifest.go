@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"regexp"
 	"sort"
@@ -161,20 +160,31 @@ func ParseStoredManifest(data []byte) (*Manifest, error) {
 }
 
 func parseManifest(data []byte, strict bool) (*Manifest, error) {
-	if len(data) > MaxManifestSize {
-		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxManifestSize)}}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: " + describeJSONError(data, err)}}}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: unexpected data after the manifest object"}}}
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := m.validate(strict); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// DecodeManifest decodes a manifest without validating it, so an importer
+// can check a pack's files against a manifest that has other problems and
+// report them all at once. Malformed JSON and unknown fields are errors.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	if len(data) > MaxManifestSize {
+		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxManifestSize)}}}
+	}
+	// Fields and syntax first, token by token; then the decoding proper
+	// straight from data, so the document is held once (see checkFields).
+	if fe := checkFields(data); fe != nil {
+		return nil, &ValidationError{Problems: []*FieldError{fe}}
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, &ValidationError{Problems: []*FieldError{{File: ManifestName, Msg: "malformed JSON: " + describeJSONError(data, err)}}}
 	}
 	return &m, nil
 }

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -558,4 +559,44 @@ func rangeN(n uint64) []uint64 {
 		out[i] = uint64(i)
 	}
 	return out
+}
+
+func TestWritePages(t *testing.T) {
+	const n = 250
+	dir := filepath.Join(t.TempDir(), "pages")
+	m, err := WritePages(dir, "bench-pages", n)
+	if err != nil {
+		t.Fatalf("WritePages: %v", err)
+	}
+	parsed, err := pack.ParseManifest(readPackFile(t, dir, pack.ManifestName))
+	if err != nil {
+		t.Fatalf("ParseManifest: %v", err)
+	}
+	if !reflect.DeepEqual(m, parsed) {
+		t.Errorf("WritePages returned a manifest that differs from the one on disk")
+	}
+	items := parsed.Items()
+	if len(items) != n {
+		t.Fatalf("%d items, want %d", len(items), n)
+	}
+	contents := checkFiles(t, dir, parsed)
+	for i, it := range items {
+		if it.ID != PageItemID(i) || it.File != PagePath(i) || it.Kind != pack.KindDocument {
+			t.Fatalf("item %d = %+v, want id %s file %s", i, it, PageItemID(i), PagePath(i))
+		}
+		body := contents[it.File]
+		for _, w := range itemWords(i) {
+			if !bytes.Contains(body, []byte(w)) {
+				t.Fatalf("%s lacks its word %q", it.File, w)
+			}
+		}
+		// Links between neighbours resolve to the neighbours' files, so a
+		// reader of the bare folder (or of a ZIM made from it) can browse.
+		if i+1 < n {
+			next := regexp.MustCompile(`rel="next" href="([^"]+)"`).FindSubmatch(body)
+			if next == nil || path.Join(path.Dir(it.File), string(next[1])) != PagePath(i+1) {
+				t.Fatalf("%s: next link %q does not lead to %s", it.File, next, PagePath(i+1))
+			}
+		}
+	}
 }

@@ -6,6 +6,14 @@
 //	benchtool mediapack DIR ID N SIZE   write a pack of N random "video" files;
 //	                                    prints "PACKPATH ITEMID" per file
 //	benchtool catalogpack DIR ID N      write samplecourse.WriteLarge's N-item pack
+//	benchtool pagespack DIR ID N        write samplecourse.WritePages's N-page pack
+//	benchtool zimsrc PACKDIR OUTDIR N   lay out a pagespack's pages for zimwriterfs
+//	benchtool scaleurls DIR COURSE BOOK N SAMPLE
+//	                                    write the page paths section e asks both
+//	                                    servers for (same items, fixed seed)
+//	benchtool pageload -base URL -urls FILE [-clients C] [-duration D]
+//	                                    pages/s and latency of one server
+//	benchtool peakrss CMD ARGS...       run CMD; print its peak RSS and wall time
 //	benchtool freeport                  print a free loopback TCP port
 //	benchtool fileserver DIR ADDR       serve DIR with a minimal http.ServeContent
 //	                                    handler: the net/http floor under the portal
@@ -43,7 +51,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchtool mediapack|catalogpack|freeport|fileserver|coldstart ARGS")
+		return errors.New("usage: benchtool mediapack|catalogpack|pagespack|zimsrc|scaleurls|pageload|peakrss|freeport|fileserver|syncbench|coldstart ARGS")
 	}
 	switch args[0] {
 	case "mediapack":
@@ -75,6 +83,39 @@ func run(args []string) error {
 		}
 		_, err = samplecourse.WriteLarge(args[1], args[2], n)
 		return err
+	case "pagespack":
+		if len(args) != 4 {
+			return errors.New("usage: benchtool pagespack DIR ID N")
+		}
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			return fmt.Errorf("pagespack: %w", err)
+		}
+		_, err = samplecourse.WritePages(args[1], args[2], n)
+		return err
+	case "zimsrc":
+		if len(args) != 4 {
+			return errors.New("usage: benchtool zimsrc PACKDIR OUTDIR N")
+		}
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			return fmt.Errorf("zimsrc: %w", err)
+		}
+		return zimSource(args[1], args[2], n)
+	case "scaleurls":
+		if len(args) != 6 {
+			return errors.New("usage: benchtool scaleurls DIR COURSE BOOK N SAMPLE")
+		}
+		n, err1 := strconv.Atoi(args[4])
+		sample, err2 := strconv.Atoi(args[5])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("scaleurls: %w", err)
+		}
+		return scaleURLs(args[1], args[2], args[3], n, sample)
+	case "pageload":
+		return pageLoad(args[1:])
+	case "peakrss":
+		return peakRSS(args[1:])
 	case "freeport":
 		port, err := freePort()
 		if err != nil {

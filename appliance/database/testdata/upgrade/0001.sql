@@ -32,3 +32,7 @@ SELECT path = 'video/rain.webm' AND sha256 = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 SELECT count(*) = 2 FROM version_files WHERE course_id = 'seed-course' AND version = 3;
 SELECT count(*) = 1 FROM search WHERE search MATCH 'condensation' AND item_id = 'video-1';
 SELECT count(*) = 1 FROM quarantine WHERE sha256 = 'cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc';
+SELECT manifest = CAST('{"id":"seed-course","version":3}' AS BLOB) FROM course_manifests WHERE course_id = 'seed-course' AND version = 3;
+SELECT manifest_sha256 = 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee' FROM course_versions WHERE course_id = 'seed-course' AND version = 3;
+SELECT v.item_count = (SELECT count(*) FROM items i WHERE i.course_id = v.course_id AND i.version = v.version) AND v.item_count > 0 FROM course_versions v WHERE course_id = 'seed-course' AND version = 3;
+SELECT bytes = 200012 FROM course_versions WHERE course_id = 'seed-course' AND version = 3;

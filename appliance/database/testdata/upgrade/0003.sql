@@ -6,3 +6,4 @@ INSERT INTO items(course_id, version, lesson_idx, idx, item_id, kind, title, pat
 -- check
 SELECT group_concat(item_id, ',') = 'video-1,video-2,quiz-1' FROM (SELECT item_id FROM items WHERE course_id = 'seed-course' AND version = 3 ORDER BY lesson_idx, idx);
 SELECT entry = 'index.html' FROM items WHERE course_id = 'seed-course' AND item_id = 'quiz-1';
+SELECT group_concat(item_id || ':' || pos, ',') = 'video-1:0,video-2:1,quiz-1:2' FROM (SELECT item_id, pos FROM items WHERE course_id = 'seed-course' AND version = 3 ORDER BY pos);
