@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +257,60 @@ func frameLen(t *testing.T, b []byte) int {
 		off += 4
 	}
 	return off
+}
+
+// releasedEncode is how a box of the release before pooled codecs
+// encoded a request: one streaming encoder per message.
+func releasedEncode(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewEncoder(zw).Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// TestLargeRequestsOfEveryRelease: a block-list request for 4,096 files
+// (270 KB of JSON) as a released box encodes it declares an 8 MiB window,
+// which DecodeLimit(MaxRequest) refuses and DecodeEnrolled accepts; as
+// this release encodes it, both accept it. Either way at most MaxRequest
+// bytes are decoded.
+func TestLargeRequestsOfEveryRelease(t *testing.T) {
+	var req FilesRequest
+	for i := range MaxFilesPerQuery {
+		req.Files = append(req.Files, sha(strconv.Itoa(i)))
+	}
+	released, current := releasedEncode(t, &req), mustMarshal(t, &req)
+	var got FilesRequest
+	if err := DecodeLimit(bytes.NewReader(released), &got, MaxRequest); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("DecodeLimit of a released box's request: %v, want the 8 MiB window refused", err)
+	}
+	for name, enc := range map[string][]byte{"released": released, "current": current} {
+		got = FilesRequest{}
+		if err := DecodeEnrolled(bytes.NewReader(enc), &got); err != nil || len(got.Files) != MaxFilesPerQuery {
+			t.Fatalf("DecodeEnrolled, %s encoder: %v", name, err)
+		}
+		got = FilesRequest{}
+		if name == "current" {
+			if err := DecodeLimit(bytes.NewReader(enc), &got, MaxRequest); err != nil || len(got.Files) != MaxFilesPerQuery {
+				t.Fatalf("DecodeLimit, current encoder: %v", err)
+			}
+		}
+	}
+	over := releasedEncode(t, &FilesRequest{Files: []string{strings.Repeat("a", MaxRequest)}})
+	if err := DecodeEnrolled(bytes.NewReader(over), &got); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("DecodeEnrolled of a request over MaxRequest: %v", err)
+	}
+	perDec := allocPer(50, func() {
+		var got FilesRequest
+		if err := DecodeEnrolled(bytes.NewReader(released), &got); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("DecodeEnrolled of a released box's 4,096-file request: %d bytes allocated", perDec)
 }

@@ -18,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -44,7 +45,29 @@ const (
 	// HeaderPatchWindow is "offset,length": the window of the old file the
 	// patch was encoded against, which the box reads as the dictionary.
 	HeaderPatchWindow = "Outpost-Patch-Window"
+	// HeaderFeatures lists, comma-separated, what a box understands beyond
+	// version 1 as first released, so a hub answers older boxes in ways
+	// they already handle.
+	HeaderFeatures = "Outpost-Features"
 )
+
+// Features a box may list in HeaderFeatures.
+const (
+	// FeatureBusy: the box understands CodeBusy from /v1/patch.
+	FeatureBusy = "busy"
+)
+
+// HasFeature reports whether a request's HeaderFeatures lists f.
+func HasFeature(h http.Header, f string) bool {
+	for _, v := range h.Values(HeaderFeatures) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(part) == f {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Limits a decoder enforces so a hostile or broken peer cannot make the
 // other side allocate without bound.
@@ -146,6 +169,14 @@ const (
 	CodeNotFound      = "not_found"
 	CodeUnauthorized  = "unauthorized"
 	CodeInternal      = "internal"
+	// CodeRateLimited (429, with Retry-After) answers a source that failed
+	// too many attempts (no certificate, unknown device, bad token).
+	CodeRateLimited = "rate_limited"
+	// CodeBusy (503, with Retry-After) answers a patch request when the
+	// hub's patch builders stayed busy while the request waited: fetch
+	// the blocks instead, or ask again later. Sent only to boxes that list
+	// FeatureBusy; others get CodeNotFound, which they already treat so.
+	CodeBusy = "busy"
 )
 
 func (e *Error) Error() string { return e.Message }
@@ -180,16 +211,33 @@ const MaxRequest = 1 << 20
 // decompressed bytes and any trailing garbage.
 func Decode(r io.Reader, v any) error { return DecodeLimit(r, v, MaxMessage) }
 
-// DecodeLimit is Decode with a smaller bound, for requests. The standard
-// limits (MaxRequest, MaxMessage) use pooled decoders.
+// DecodeLimit is Decode with a smaller bound, for requests: frames whose
+// window exceeds the bound (or 8 MiB) are refused too. The standard limits
+// (MaxRequest, MaxMessage) use pooled decoders.
 func DecodeLimit(r io.Reader, v any, limit int) error {
-	pool := decoderPools[limit]
+	return decodeWith(decoderPools[limit], limit, r, v, limit)
+}
+
+// DecodeEnrolled decodes a request from an enrolled box: at most
+// MaxRequest bytes, in frames whose window may be up to 8 MiB. Boxes
+// released before the hub pooled its codecs stream requests through an
+// encoder that declares its 8 MiB window once a request passes 128 KiB
+// (a block-list request for ~2,000 files); a hub refusing those windows
+// refused the box's block lists. The window costs the hub memory only in
+// its pooled decoders, and only after the box proved who it is.
+func DecodeEnrolled(r io.Reader, v any) error {
+	return decodeWith(decoderPools[MaxMessage], MaxMessage, r, v, MaxRequest)
+}
+
+// decodeWith decodes with a decoder from pool (nil: a new one made for
+// window) and accepts at most limit decompressed bytes.
+func decodeWith(pool *codecPool[*zstd.Decoder], window int, r io.Reader, v any, limit int) error {
 	var zr *zstd.Decoder
 	var err error
 	if pool != nil {
 		zr, err = pool.get()
 	} else {
-		zr, err = newDecoder(limit)
+		zr, err = newDecoder(window)
 	}
 	if err != nil {
 		return fmt.Errorf("decode sync message: %w", err)
