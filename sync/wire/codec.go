@@ -82,9 +82,10 @@ func newDecoder(limit int) (*zstd.Decoder, error) {
 // of any size holds an encoder only while compressing a chunk, never while
 // a slow peer reads, and costs a chunk of memory, not its whole size. Each
 // frame is single-segment: its window is its content size, well under the
-// 8 MiB a decoder accepts. 1 MiB chunks cost under 1% of the compressed
-// size against one frame for the whole message (measured on the changes
-// message of a 10,000-page course).
+// 8 MiB a decoder accepts. Chunks cost nothing in size: the changes
+// message of a 10,000-item course (a 4.1 MB manifest) came to 896,356
+// bytes in 1 MiB frames against 898,255 in one streamed frame, and for
+// 50,000 items 4,542,153 against 4,591,430.
 const chunkSize = 1 << 20
 
 // MessageWriter writes one message as zstd frames of at most chunkSize

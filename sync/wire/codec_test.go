@@ -314,3 +314,13 @@ func TestLargeRequestsOfEveryRelease(t *testing.T) {
 	})
 	t.Logf("DecodeEnrolled of a released box's 4,096-file request: %d bytes allocated", perDec)
 }
+
+// TestSpecErrorExample pins the error body docs/SYNC_PROTOCOL.md §4.6
+// shows byte by byte.
+func TestSpecErrorExample(t *testing.T) {
+	want := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xa0, 0x1a, 0, 0, 0, 0xd1, 0, 0}
+	want = append(want, `{"code":"x","message":""}`+"\n"...)
+	if got := ErrorBody("x", ""); !bytes.Equal(got, want) {
+		t.Fatalf("ErrorBody(x, \"\") =\n% x\nwant\n% x", got, want)
+	}
+}
