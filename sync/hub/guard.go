@@ -21,9 +21,11 @@ import (
 // costs only a request that proved who it is. Failed attempts (a request
 // without a client certificate, an unknown or revoked device, a bad
 // enrolment token, a wrong admin token) are counted per source address:
-// past a burst, the source is answered 429 with Retry-After before any
-// work, and each failure is logged, through a limiter of its own so a
-// flood cannot fill the disk with log lines.
+// past a burst, the source is answered 429 with Retry-After (before its
+// body or token is looked at on enrolment and the admin API; instead of
+// the refusal on the other sync paths, so an enrolled box behind the same
+// NAT is still served), and each failure is logged, through a limiter of
+// its own so a flood cannot fill the disk with log lines.
 
 const (
 	// failureBurst failures are heard from a source before it must wait;
@@ -157,7 +159,7 @@ func (h *Hub) refused(w http.ResponseWriter, r *http.Request, reason string) {
 }
 
 // throttled answers 429 if r's source failed too often, and reports
-// whether it did. It runs before anything else a request costs.
+// whether it did. It costs a map lookup.
 func (h *Hub) throttled(w http.ResponseWriter, r *http.Request, sync bool) bool {
 	d := h.sources.wait(sourceOf(r))
 	if d <= 0 {

@@ -27,27 +27,33 @@ type deviceCtx struct {
 
 // device authorises a sync request by its client certificate. Whatever
 // fails here is answered before the body is read: a peer that has not
-// proved it is an enrolled box costs one small, uncompressed answer.
+// proved it is an enrolled box costs one small, uncompressed answer (and,
+// once its source failed too often, a 429 instead). An enrolled box is
+// never throttled for what others at its address did: the check that
+// would refuse it comes first, and costs a map lookup without a
+// certificate, one indexed query with one.
 func (h *Hub) device(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.throttled(w, r, true) {
-			return
-		}
 		dev, ok := wire.PeerDevice(r.TLS)
 		if !ok {
+			if h.throttled(w, r, true) {
+				return
+			}
 			h.refused(w, r, "no_certificate")
 			h.fail(w, r, http.StatusUnauthorized, &wire.Error{Code: wire.CodeUnauthorized, Message: "sync requests need the box's certificate (mutual TLS)"})
 			return
 		}
 		b, werr := h.lookupBox(r.Context(), dev, r.Header.Get(wire.HeaderSoftware))
 		if werr != nil {
-			status := http.StatusForbidden
 			if werr.Code == wire.CodeInternal {
-				status = http.StatusInternalServerError
-			} else {
-				h.refused(w, r, werr.Code)
+				h.fail(w, r, http.StatusInternalServerError, werr)
+				return
 			}
-			h.fail(w, r, status, werr)
+			if h.throttled(w, r, true) {
+				return
+			}
+			h.refused(w, r, werr.Code)
+			h.fail(w, r, http.StatusForbidden, werr)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &deviceCtx{id: dev, box: b})))

@@ -271,6 +271,15 @@ func TestFailedAttemptsAreThrottledAndLogged(t *testing.T) {
 	if resp, _ := call(t, from2, "POST", h.URL()+wire.PathEnrol, bad, nil); resp.StatusCode != 403 {
 		t.Fatalf("after 6 s: %s, want the token refused again (403)", resp.Status)
 	}
+	// The address is over its limit again, yet a box enrolled (from the
+	// other address) syncs from it: a school's NAT may hide a stranger and
+	// a box at once. A request without a certificate from it is not heard.
+	if resp, b := call(t, from2, "GET", h.URL()+wire.PathChanges+"?since=0", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("an enrolled box from a throttled address: %s %+v", resp.Status, wireErr(t, resp, b))
+	}
+	if resp, _ := call(t, rawClient(t, h, nil, "127.0.0.2", false), "GET", h.URL()+wire.PathChanges+"?since=0", nil, nil); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("no certificate from a throttled address: %s, want 429", resp.Status)
+	}
 
 	// Admin API: the same for wrong tokens, with the same answer to the
 	// right one once the address is over its limit.
