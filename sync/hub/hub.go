@@ -152,7 +152,7 @@ func New(o Options) (*Hub, error) {
 		return nil, fmt.Errorf("new hub: %w", err)
 	}
 	h.patches = pc
-	h.log.Debug("hub limits", "patch_builds", o.PatchBuilds, "patch_wait", o.PatchWait, "patch_cache_bytes", o.PatchCacheBytes, "codec_pool", wire.PoolSize)
+	h.log.Debug("hub limits", "patch_builds", o.PatchBuilds, "patch_wait", o.PatchWait, "patch_cache_bytes", o.PatchCacheBytes)
 	return h, nil
 }
 

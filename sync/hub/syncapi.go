@@ -77,11 +77,19 @@ func (h *Hub) internal(op string, err error) *wire.Error {
 	return &wire.Error{Code: wire.CodeInternal, Message: "the hub failed to answer (its log says why); the box tries again later"}
 }
 
+// reply sends v as a JSON answer, compressed a chunk at a time.
 func (h *Hub) reply(w http.ResponseWriter, r *http.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
+		return
+	}
 	h.ok(r)
 	w.Header().Set("Content-Type", wire.ContentTypeJSON)
 	w.Header().Set("Content-Encoding", "zstd")
-	if err := wire.Encode(w, v); err != nil {
+	mw := wire.NewMessageWriter(w)
+	mw.Write(append(b, '\n'))
+	if err := mw.Close(); err != nil {
 		h.log.Debug("sync answer not delivered", "path", r.URL.Path, "err", err)
 	}
 }

@@ -54,11 +54,11 @@ func (p *codecPool[T]) get() (T, error) {
 // for every value made.
 func (p *codecPool[T]) put(v T) { p.free <- v }
 
-// PoolSize is how many encoders, and how many decoders per limit, a
+// poolSize is how many encoders, and how many decoders per limit, a
 // process keeps at most: one per CPU it may use.
-var PoolSize = runtime.GOMAXPROCS(0)
+var poolSize = runtime.GOMAXPROCS(0)
 
-var encoders = newCodecPool(PoolSize, func() (*zstd.Encoder, error) {
+var encoders = newCodecPool(poolSize, func() (*zstd.Encoder, error) {
 	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 })
 
@@ -70,7 +70,7 @@ var decoderPools = map[int]*codecPool[*zstd.Decoder]{
 }
 
 func newDecoderPool(limit int) *codecPool[*zstd.Decoder] {
-	return newCodecPool(PoolSize, func() (*zstd.Decoder, error) { return newDecoder(limit) })
+	return newCodecPool(poolSize, func() (*zstd.Decoder, error) { return newDecoder(limit) })
 }
 
 func newDecoder(limit int) (*zstd.Decoder, error) {

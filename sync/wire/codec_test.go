@@ -146,7 +146,7 @@ func TestCodecsAreReused(t *testing.T) {
 }
 
 // TestCodecPoolsAreBounded: a burst of concurrent messages makes at most
-// PoolSize encoders and decoders, however many goroutines ask at once.
+// poolSize encoders and decoders, however many goroutines ask at once.
 func TestCodecPoolsAreBounded(t *testing.T) {
 	enc := mustMarshal(t, &FilesRequest{Files: []string{sha("x")}})
 	var wg sync.WaitGroup
@@ -164,11 +164,11 @@ func TestCodecPoolsAreBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(encoders.slots); n > PoolSize {
-		t.Errorf("%d encoders made, pool bound %d", n, PoolSize)
+	if n := len(encoders.slots); n > poolSize {
+		t.Errorf("%d encoders made, pool bound %d", n, poolSize)
 	}
-	if n := len(decoderPools[MaxRequest].slots); n > PoolSize {
-		t.Errorf("%d decoders made, pool bound %d", n, PoolSize)
+	if n := len(decoderPools[MaxRequest].slots); n > poolSize {
+		t.Errorf("%d decoders made, pool bound %d", n, poolSize)
 	}
 }
 
