@@ -27,7 +27,7 @@ func newContentDuCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COURSE\tVERSION\tSIZE\tTITLE")
 			for _, c := range u.Courses {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.ID, c.Version, humanize.IBytes(uint64(c.Bytes)), c.Title)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", terminalSafe(c.ID), c.Version, humanize.IBytes(uint64(c.Bytes)), terminalSafe(c.Title))
 			}
 			tw.Flush()
 			quota := "none"

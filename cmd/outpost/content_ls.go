@@ -50,7 +50,8 @@ func newContentLsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tVERSION\tLANG\tSUBJECTS\tITEMS\tSIZE\tTITLE")
 			for _, c := range cs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Version, c.Language, strings.Join(c.Subjects, ","), c.ItemCount, humanize.IBytes(uint64(c.Bytes)), c.Title)
+				// A pack's author chose these strings.
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", terminalSafe(c.ID), c.Version, terminalSafe(c.Language), strings.Join(terminalSafeAll(c.Subjects), ","), c.ItemCount, humanize.IBytes(uint64(c.Bytes)), terminalSafe(c.Title))
 			}
 			return tw.Flush()
 		}),

@@ -73,11 +73,11 @@ an interruption and it resumes where the hub's copy ends.`,
 			sizes := fmt.Sprintf("%s, %s", nounCount(res.Files, "file"), humanize.IBytes(uint64(res.Bytes)))
 			if res.AlreadyImported {
 				fmt.Fprintf(g.stdout, "%s version %d %q was already published; channel %s offers it: %s, nothing new stored\n",
-					res.Course, res.Version, res.Title, res.Channel, sizes)
+					terminalSafe(res.Course), res.Version, res.Title, terminalSafe(res.Channel), sizes)
 				return nil
 			}
 			fmt.Fprintf(g.stdout, "published %s version %d %q to channel %s: %s, %s new stored on the hub\n",
-				res.Course, res.Version, res.Title, res.Channel, sizes, humanize.IBytes(uint64(res.NewBytes)))
+				terminalSafe(res.Course), res.Version, res.Title, terminalSafe(res.Channel), sizes, humanize.IBytes(uint64(res.NewBytes)))
 			return nil
 		},
 	}

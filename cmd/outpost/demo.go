@@ -51,7 +51,7 @@ and DIR/box. Running it again reuses both.`,
 				return fmt.Errorf("demo: open the hub: %w", err)
 			}
 			defer hubNode.Close()
-			h, err := newHub(hubNode)
+			h, err := newHub(hubNode, nil)
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
@@ -99,7 +99,7 @@ and DIR/box. Running it again reuses both.`,
 			if err != nil {
 				return fmt.Errorf("demo: enrol the box: %w", err)
 			}
-			fmt.Fprintf(g.stdout, "Box %s enrolled (site %s); syncing…\n", box.Identity.DeviceID.Short(), link.Site)
+			fmt.Fprintf(g.stdout, "Box %s enrolled (site %s); syncing…\n", box.Identity.DeviceID.Short(), terminalSafe(link.Site))
 			c, err := box.SyncClient()
 			if err != nil {
 				return err

@@ -60,7 +60,9 @@ func printBoxes(g *globals, boxes []hub.Box, now time.Time) {
 		if b.Revoked != nil {
 			state = "revoked"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortDeviceID(b.DeviceID), orDash(b.Site), orDash(b.Hostname),
+		// Every field came from the hub, and the host name and software
+		// from the box itself.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", terminalSafe(shortDeviceID(b.DeviceID)), orDash(b.Site), orDash(b.Hostname),
 			lastSeen(b.LastSeen, now), orDash(b.Software), boxLag(b), state)
 	}
 	tw.Flush()
@@ -75,11 +77,12 @@ func shortDeviceID(id string) string {
 	return id
 }
 
+// orDash is a remote string for a table cell: "-" when empty.
 func orDash(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "-"
 	}
-	return s
+	return terminalSafe(s)
 }
 
 func lastSeen(t, now time.Time) string {

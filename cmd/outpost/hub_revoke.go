@@ -35,7 +35,7 @@ again with a new token. DEVICE-ID is the full ID or the short form
 			if err := c.postJSON(cmd.Context(), "/admin/v1/boxes/"+url.PathEscape(id)+"/revoke", nil, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "revoked %s: the hub refuses its next request; to bring it back, enrol it again with a new token\n", id)
+			fmt.Fprintf(g.stdout, "revoked %s: the hub refuses its next request; to bring it back, enrol it again with a new token\n", terminalSafe(id))
 			return nil
 		},
 	}
@@ -69,6 +69,6 @@ func resolveBoxID(ctx context.Context, c *hubClient, arg string) (string, error)
 	case 0:
 		return "", fmt.Errorf("%q is not a device ID and no enrolled box's ID starts with it; see `outpost hub boxes`", arg)
 	default:
-		return "", fmt.Errorf("%q starts the IDs of %d boxes (%s); give more of the ID", arg, len(matches), strings.Join(matches, ", "))
+		return "", fmt.Errorf("%q starts the IDs of %d boxes (%s); give more of the ID", arg, len(matches), strings.Join(terminalSafeAll(matches), ", "))
 	}
 }

@@ -66,12 +66,12 @@ ID, which the box pins, and works once, until it expires.`,
 				return g.printJSON(hubTokenOutput{TokenResponse: res, Site: strings.TrimSpace(site), Channels: chs, Command: command})
 			}
 			w := g.stdout
-			fmt.Fprintf(w, "Enrolment token (works once):\n\n    %s\n\n", res.Token)
-			fmt.Fprintf(w, "  site:      %s\n", strings.TrimSpace(site))
-			fmt.Fprintf(w, "  channels:  %s\n", strings.Join(chs, ", "))
+			fmt.Fprintf(w, "Enrolment token (works once):\n\n    %s\n\n", terminalSafe(res.Token))
+			fmt.Fprintf(w, "  site:      %s\n", terminalSafe(strings.TrimSpace(site)))
+			fmt.Fprintf(w, "  channels:  %s\n", strings.Join(terminalSafeAll(chs), ", "))
 			fmt.Fprintf(w, "  expires:   %s (%s)\n", res.Expires.Local().Format("2006-01-02 15:04 MST"), expiresIn(res.Expires))
-			fmt.Fprintf(w, "  hub ID:    %s\n\n", res.HubID)
-			fmt.Fprintf(w, "On the box, run:\n\n    %s\n", command)
+			fmt.Fprintf(w, "  hub ID:    %s\n\n", terminalSafe(res.HubID))
+			fmt.Fprintf(w, "On the box, run:\n\n    %s\n", terminalSafe(command))
 			if loopbackURL(c.base) {
 				fmt.Fprintf(w, "\n(%s is this machine: replace it with the address boxes reach the hub at.)\n", c.base)
 			}

@@ -172,7 +172,9 @@ type hubAPIError struct {
 	Offset *int64 // where the hub's copy of an upload ends, when it says
 }
 
-func (e *hubAPIError) Error() string { return "hub: " + e.Msg }
+// Error is the hub's message, which the hub chose (and which may quote a
+// pack author's file names): made safe for a terminal.
+func (e *hubAPIError) Error() string { return "hub: " + terminalSafe(e.Msg) }
 
 // retryable says whether repeating the request may succeed.
 func (e *hubAPIError) retryable() bool {

@@ -14,7 +14,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "outpost:", err)
+		// An error may quote a peer (a hub's or a box's message) or a
+		// pack: the last sink before the terminal.
+		fmt.Fprintln(os.Stderr, "outpost:", terminalSafe(err.Error()))
 		os.Exit(1)
 	}
 }

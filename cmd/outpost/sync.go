@@ -183,15 +183,17 @@ func formatSyncStatus(st *upstream.Status, now time.Time) string {
 		}
 		return fmt.Sprintf("%s (%s)", humanize.RelTime(t, now, "ago", "from now"), t.Local().Format("2006-01-02 15:04:05"))
 	}
+	// The message, the last error, the site and the channels may quote
+	// the hub: made safe for a terminal.
 	fmt.Fprintf(w, "State:\t%s\n", st.State)
 	if st.Message != "" {
-		fmt.Fprintf(w, "\t%s\n", st.Message)
+		fmt.Fprintf(w, "\t%s\n", terminalSafe(st.Message))
 	}
 	if st.State == upstream.StateNotEnrolled {
 		w.Flush()
 		return b.String()
 	}
-	fmt.Fprintf(w, "Hub:\t%s (site %s, channels %s)\n", st.Hub, st.Site, strings.Join(st.Channels, ", "))
+	fmt.Fprintf(w, "Hub:\t%s (site %s, channels %s)\n", terminalSafe(st.Hub), terminalSafe(st.Site), strings.Join(terminalSafeAll(st.Channels), ", "))
 	fmt.Fprintf(w, "Last success:\t%s\n", ago(st.LastSuccess))
 	fmt.Fprintf(w, "Last attempt:\t%s\n", ago(st.LastAttempt))
 	if lp := st.LastPass; lp != nil {
@@ -213,7 +215,7 @@ func formatSyncStatus(st *upstream.Status, now time.Time) string {
 		fmt.Fprintln(w)
 	}
 	if st.LastError != "" {
-		fmt.Fprintf(w, "Last error:\t%s\n", st.LastError)
+		fmt.Fprintf(w, "Last error:\t%s\n", terminalSafe(st.LastError))
 	}
 	t := st.Totals
 	fmt.Fprintf(w, "Totals:\t%d passes (%d failed), %d courses synced, %d removed\n", t.Passes, t.FailedPasses, t.CoursesSynced, t.CoursesRemoved)

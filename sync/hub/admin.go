@@ -43,9 +43,16 @@ type AdminError struct {
 	Offset *int64 `json:"offset,omitempty"`
 }
 
+// admin authorises a request by the admin token. A source that sent
+// wrong tokens too often is answered 429 before its token is even looked
+// at; every wrong token is logged (see refused).
 func (h *Hub) admin(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.throttled(w, r, false) {
+			return
+		}
 		if !h.checkAdmin(r) {
+			h.refused(w, r, "admin_token")
 			adminJSON(w, http.StatusUnauthorized, AdminError{Error: "wrong or missing admin token; it is in the hub's DATA/hub/admin-token (pass --data HUB-DIR on the hub, or --admin-token)"})
 			return
 		}

@@ -47,7 +47,25 @@ type Options struct {
 	Now func() time.Time
 	// Hooks observe or disturb the hub in tests; nil in production.
 	Hooks *Hooks
+	// PatchBuilds is how many patches may be built at once (0: sized to
+	// the host, see defaultPatchBuilds). Each takes ~128 MiB and a CPU.
+	PatchBuilds int
+	// PatchWait is how long a patch request waits for a free builder
+	// before the hub answers busy (0: 30 s; negative: not at all).
+	PatchWait time.Duration
+	// PatchCacheBytes bounds the patches kept on disk (0: 2 GiB); the
+	// least recently served go first, never one being served.
+	PatchCacheBytes int64
 }
+
+// DefaultPatchCacheBytes is the patch cache's bound unless told otherwise:
+// patches carry only changed bytes, so 2 GiB holds the patches of many
+// updates, and a hub short of disk can be given less.
+const DefaultPatchCacheBytes = 2 << 30
+
+// defaultPatchWait is well under the 2 minutes a box waits for an answer's
+// header, and long enough for a few 8 MiB segments to be built ahead.
+const defaultPatchWait = 30 * time.Second
 
 // Hooks let tests count what the hub serves and inject faults.
 type Hooks struct {
@@ -64,6 +82,12 @@ type Hooks struct {
 	// MangleFrame, if it returns true, flips a byte of the block's
 	// compressed frame (a truncated or corrupt zstd stream).
 	MangleFrame func(file string, index int) bool
+	// PatchBuild is called when a patch build starts, holding one of the
+	// builders: a test that blocks in it keeps the builder busy.
+	PatchBuild func(from, to string, seg int)
+	// PatchWait is called when a patch request finds every builder busy
+	// and starts waiting for one.
+	PatchWait func(from, to string, seg int)
 }
 
 // Hub serves the sync and admin APIs.
@@ -86,6 +110,9 @@ type Hub struct {
 
 	uploadsMu sync.Mutex
 	uploads   map[string]*sync.Mutex // per upload file; a few per publish, never pruned
+
+	sources *sourceLimiter
+	failLog *failureLog
 }
 
 // New builds a hub over an opened node's parts.
@@ -100,15 +127,32 @@ func New(o Options) (*Hub, error) {
 		o.Now = time.Now
 	}
 	h := &Hub{dataDir: o.DataDir, db: o.DB, store: o.Store, catalog: o.Catalog, library: o.Library, id: o.Identity,
-		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics(), uploads: map[string]*sync.Mutex{}, offers: map[string]map[string][]string{}}
+		adminToken: o.AdminToken, log: o.Log, now: o.Now, metrics: newMetrics(), uploads: map[string]*sync.Mutex{}, offers: map[string]map[string][]string{},
+		sources: newSourceLimiter(o.Now), failLog: newFailureLog()}
 	if o.Hooks != nil {
 		h.hooks = *o.Hooks
 	}
-	pc, err := newPatchCache(filepath.Join(o.DataDir, "hub", "patches"), o.Store)
+	if o.PatchBuilds <= 0 {
+		o.PatchBuilds = defaultPatchBuilds()
+	}
+	switch {
+	case o.PatchWait == 0:
+		o.PatchWait = defaultPatchWait
+	case o.PatchWait < 0:
+		o.PatchWait = 0
+	}
+	if o.PatchCacheBytes <= 0 {
+		o.PatchCacheBytes = DefaultPatchCacheBytes
+	}
+	pc, err := newPatchCache(patchCacheConfig{
+		dir: filepath.Join(o.DataDir, "hub", "patches"), store: o.Store, builds: o.PatchBuilds, wait: o.PatchWait,
+		limit: o.PatchCacheBytes, log: o.Log, onBuild: h.hooks.PatchBuild, onWait: h.hooks.PatchWait, metrics: h.metrics,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("new hub: %w", err)
 	}
 	h.patches = pc
+	h.log.Debug("hub limits", "patch_builds", o.PatchBuilds, "patch_wait", o.PatchWait, "patch_cache_bytes", o.PatchCacheBytes)
 	return h, nil
 }
 
@@ -150,13 +194,24 @@ func (h *Hub) Handler() http.Handler {
 	h.adminRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := h.db.PingContext(r.Context()); err != nil {
-			http.Error(w, "database unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			// The cause is for the operator's log, not for whoever asks.
+			h.log.Error("health check: database unavailable", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))
+	// Metrics say how many boxes sync, what they fetch and how the process
+	// fares: not for strangers. On the sync port they need the admin
+	// token; MetricsHandler serves them on a listener of their own.
+	mux.Handle("GET /metrics", h.admin(h.MetricsHandler().ServeHTTP))
 	return mux
+}
+
+// MetricsHandler serves the hub's Prometheus metrics without any check,
+// for a listener only the operator reaches (outpost hub --metrics-listen).
+func (h *Hub) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{})
 }
 
 // Serve runs the hub's HTTPS server on ln until ctx ends.
@@ -209,6 +264,11 @@ type metrics struct {
 	patchBuilt    prometheus.Counter
 	requests      *prometheus.CounterVec
 	changesServed prometheus.Counter
+	refused       *prometheus.CounterVec
+	patchBusy     prometheus.Counter
+	patchBuilding prometheus.Gauge
+	patchCache    prometheus.Gauge
+	patchPruned   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -221,8 +281,14 @@ func newMetrics() *metrics {
 		patchBuilt:    prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patches_built_total", Help: "Patch segments computed (the rest came from the cache)."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_hub_sync_requests_total", Help: "Sync API requests by path and outcome."}, []string{"path", "code"}),
 		changesServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_changes_served_total", Help: "Changes messages sent."}),
+		refused:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_hub_refused_total", Help: "Requests refused before any work, by reason (no certificate, unknown device, bad token, wrong admin token, rate limited)."}, []string{"reason"}),
+		patchBusy:     prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patch_busy_total", Help: "Patch requests answered busy: every builder stayed busy while they waited."}),
+		patchBuilding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_hub_patch_builds_running", Help: "Patch segments being built now."}),
+		patchCache:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_hub_patch_cache_bytes", Help: "Bytes of patches kept on disk."}),
+		patchPruned:   prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_hub_patch_cache_pruned_total", Help: "Cached patches deleted to keep the cache within its bound."}),
 	}
 	m.reg.MustRegister(m.blocks, m.blockBytes, m.patches, m.patchBytes, m.patchBuilt, m.requests, m.changesServed,
+		m.refused, m.patchBusy, m.patchBuilding, m.patchCache, m.patchPruned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

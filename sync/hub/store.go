@@ -132,7 +132,7 @@ func normaliseChannels(in []string) []string {
 func (h *Hub) enrol(ctx context.Context, secret string, dev protocol.DeviceID, hostname, software string) (*wire.EnrolResponse, *wire.Error) {
 	tx, err := h.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, internal(err)
+		return nil, h.internal("enrol", err)
 	}
 	defer tx.Rollback()
 	var site, channels string
@@ -144,7 +144,7 @@ func (h *Hub) enrol(ctx context.Context, secret string, dev protocol.DeviceID, h
 		return nil, &wire.Error{Code: wire.CodeTokenUnknown, Message: "this hub does not know the enrolment token; check it was typed whole, or ask for a new one (`outpost hub token create`)"}
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, h.internal("enrol", err)
 	}
 	now := h.now()
 	if usedBy.Valid && usedBy.String != dev.String() {
@@ -155,7 +155,7 @@ func (h *Hub) enrol(ctx context.Context, secret string, dev protocol.DeviceID, h
 	}
 	if !usedBy.Valid {
 		if _, err := tx.ExecContext(ctx, `UPDATE hub_tokens SET used_by = ?, used_at = ? WHERE token_sha256 = ?`, dev.String(), now.Unix(), wire.TokenDigest(secret)); err != nil {
-			return nil, internal(err)
+			return nil, h.internal("enrol", err)
 		}
 		// A box enrolled again (after a reinstall with the same identity,
 		// or into another site) starts over: new site, channels, cursor.
@@ -163,20 +163,16 @@ func (h *Hub) enrol(ctx context.Context, secret string, dev protocol.DeviceID, h
 			VALUES (?, ?, ?, ?, ?, ?, ?, 0)
 			ON CONFLICT(device_id) DO UPDATE SET site = excluded.site, channels = excluded.channels, hostname = excluded.hostname,
 				enrolled_at = excluded.enrolled_at, last_seen = excluded.last_seen, version = excluded.version, cursor = 0, revoked_at = NULL`,
-			dev.String(), site, channels, hostname, now.Unix(), now.Unix(), software); err != nil {
-			return nil, internal(err)
+			dev.String(), site, channels, cleanHostname(hostname), now.Unix(), now.Unix(), cleanSoftware(software)); err != nil {
+			return nil, h.internal("enrol", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, internal(err)
+		return nil, h.internal("enrol", err)
 	}
 	var chs []string
 	json.Unmarshal([]byte(channels), &chs)
 	return &wire.EnrolResponse{DeviceID: dev.String(), Site: site, Channels: chs}, nil
-}
-
-func internal(err error) *wire.Error {
-	return &wire.Error{Code: wire.CodeInternal, Message: "the hub failed: " + err.Error() + "; try again later"}
 }
 
 // box is an enrolled box as the sync API needs it.
@@ -196,13 +192,13 @@ func (h *Hub) lookupBox(ctx context.Context, dev protocol.DeviceID, software str
 		return nil, &wire.Error{Code: wire.CodeUnknownDevice, Message: fmt.Sprintf("the hub does not know this box (%s); enrol it with a token: `outpost serve --upstream URL --enrol TOKEN`", dev)}
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, h.internal("authorise box", err)
 	}
 	if revoked.Valid {
 		return nil, &wire.Error{Code: wire.CodeRevoked, Message: fmt.Sprintf("the hub revoked this box (%s) on %s; ask the hub operator, then enrol again with a new token", dev, time.Unix(revoked.Int64, 0).UTC().Format(time.RFC3339))}
 	}
 	if err := json.Unmarshal([]byte(channels), &b.channels); err != nil {
-		return nil, internal(err)
+		return nil, h.internal("authorise box", err)
 	}
 	h.touch(dev, software, -1)
 	return &b, nil
@@ -214,6 +210,7 @@ func (h *Hub) touch(dev protocol.DeviceID, software string, cursor int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var err error
+	software = cleanSoftware(software)
 	if cursor >= 0 {
 		_, err = h.db.ExecContext(ctx, `UPDATE hub_boxes SET last_seen = ?, version = ?, cursor = ? WHERE device_id = ?`, h.now().Unix(), software, cursor, dev.String())
 	} else {
@@ -328,18 +325,26 @@ func courseChange(ctx context.Context, tx *sql.Tx, id string, version int64) (*w
 	return cc, nil
 }
 
-// isOffered reports whether the hub offers a patch from one file to
-// another (in the changes of a course now holding the new file): only those
-// pairs may be built, or any enrolled box could make the hub spend seconds
-// of CPU and 128 MiB per request on arbitrary pairs.
-func (h *Hub) isOffered(ctx context.Context, from, to string) (bool, error) {
+// isOffered reports whether the hub offers box a patch from one file to
+// another: in the changes of a course of the box's channels whose current
+// version holds the new file. Only those pairs may be built, or any
+// enrolled box could make the hub spend seconds of CPU and 128 MiB per
+// request on arbitrary pairs; and only in the box's channels, or a box
+// could learn the size of a file of another channel, and what it shares
+// with one of its own, from the patch. (Offers name files of the older
+// kept versions of the same course, so both ends are then files of
+// versions in the box's channels.)
+func (h *Hub) isOffered(ctx context.Context, b *box, from, to string) (bool, error) {
 	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return false, fmt.Errorf("patch offers: %w", err)
 	}
 	defer tx.Rollback()
+	chJSON, _ := json.Marshal(b.channels)
 	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT c.id, c.current_version FROM version_files vf
-		JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version WHERE vf.sha256 = ?`, to)
+		JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
+		JOIN hub_course_channels cc ON cc.course_id = c.id
+		WHERE vf.sha256 = ? AND cc.channel IN (SELECT value FROM json_each(?))`, to, string(chJSON))
 	if err != nil {
 		return false, fmt.Errorf("patch offers: %w", err)
 	}
@@ -407,4 +412,42 @@ func (h *Hub) mayFetch(ctx context.Context, b *box, sha string) (bool, error) {
 		return false, fmt.Errorf("authorise file %s: %w", sha, err)
 	}
 	return n > 0, nil
+}
+
+// Host names and software versions come from boxes and are shown to
+// operators (`outpost hub boxes`, logs), so the hub keeps only what such a
+// string may hold. A box whose host name holds anything else still
+// enrols: the name is a label, not an identity.
+
+// maxLabel bounds a stored host name or version (Linux's HOST_NAME_MAX).
+const maxLabel = 64
+
+// cleanHostname keeps the characters of a host name (RFC 1123 letters,
+// digits, '-' and '.', and the '_' some systems allow), replaces any other
+// with '-', and cuts it to maxLabel bytes.
+func cleanHostname(s string) string {
+	return cleanLabel(s, func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_'
+	})
+}
+
+// cleanSoftware keeps visible ASCII (a version such as
+// "v1.2.0-3-gabc123+dirty" or "(devel)"), replacing anything else.
+func cleanSoftware(s string) string {
+	return cleanLabel(s, func(r rune) bool { return r > ' ' && r < 0x7f })
+}
+
+func cleanLabel(s string, ok func(rune) bool) string {
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxLabel {
+			break
+		}
+		if !ok(r) {
+			r = '-'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -1,13 +1,16 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/syncthing/syncthing/lib/protocol"
 
@@ -22,21 +25,35 @@ type deviceCtx struct {
 	box *box
 }
 
-// device authorises a sync request by its client certificate.
+// device authorises a sync request by its client certificate. Whatever
+// fails here is answered before the body is read: a peer that has not
+// proved it is an enrolled box costs one small, uncompressed answer (and,
+// once its source failed too often, a 429 instead). An enrolled box is
+// never throttled for what others at its address did: the check that
+// would refuse it comes first, and costs a map lookup without a
+// certificate, one indexed query with one.
 func (h *Hub) device(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dev, ok := wire.PeerDevice(r.TLS)
 		if !ok {
+			if h.throttled(w, r, true) {
+				return
+			}
+			h.refused(w, r, "no_certificate")
 			h.fail(w, r, http.StatusUnauthorized, &wire.Error{Code: wire.CodeUnauthorized, Message: "sync requests need the box's certificate (mutual TLS)"})
 			return
 		}
 		b, werr := h.lookupBox(r.Context(), dev, r.Header.Get(wire.HeaderSoftware))
 		if werr != nil {
-			status := http.StatusForbidden
 			if werr.Code == wire.CodeInternal {
-				status = http.StatusInternalServerError
+				h.fail(w, r, http.StatusInternalServerError, werr)
+				return
 			}
-			h.fail(w, r, status, werr)
+			if h.throttled(w, r, true) {
+				return
+			}
+			h.refused(w, r, werr.Code)
+			h.fail(w, r, http.StatusForbidden, werr)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &deviceCtx{id: dev, box: b})))
@@ -47,31 +64,46 @@ func deviceOf(r *http.Request) *deviceCtx { return r.Context().Value(ctxKey{}).(
 
 func (h *Hub) fail(w http.ResponseWriter, r *http.Request, status int, e *wire.Error) {
 	h.metrics.requests.WithLabelValues(r.URL.Path, e.Code).Inc()
-	if e.Code == wire.CodeInternal {
-		h.log.Error("sync request failed", "path", r.URL.Path, "err", e.Message)
-	}
 	wire.WriteError(w, status, e.Code, e.Message)
 }
 
 func (h *Hub) ok(r *http.Request) { h.metrics.requests.WithLabelValues(r.URL.Path, "ok").Inc() }
 
+// internal is the answer to a failure of the hub itself: the cause goes to
+// the hub's log, the box is told only to try later (a database error or a
+// path says nothing it could act on, and is not its business).
+func (h *Hub) internal(op string, err error) *wire.Error {
+	h.log.Error("sync request failed", "op", op, "err", err)
+	return &wire.Error{Code: wire.CodeInternal, Message: "the hub failed to answer (its log says why); the box tries again later"}
+}
+
+// reply sends v as a JSON answer, compressed a chunk at a time.
 func (h *Hub) reply(w http.ResponseWriter, r *http.Request, v any) {
-	b, err := wire.Marshal(v)
+	b, err := json.Marshal(v)
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, internal(err))
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 		return
 	}
 	h.ok(r)
 	w.Header().Set("Content-Type", wire.ContentTypeJSON)
 	w.Header().Set("Content-Encoding", "zstd")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.Write(b)
+	mw := wire.NewMessageWriter(w)
+	mw.Write(append(b, '\n'))
+	if err := mw.Close(); err != nil {
+		h.log.Debug("sync answer not delivered", "path", r.URL.Path, "err", err)
+	}
 }
 
-// decodeRequest reads a request body of at most limit compressed bytes,
-// answering 400 itself when it cannot.
+// decodeRequest reads the body of an enrolled box's request, of at most
+// limit compressed bytes, answering 400 itself when it cannot. The body is read whole before it is
+// decoded, so a peer that sends slowly holds a connection, never one of
+// the few pooled decoders.
 func (h *Hub) decodeRequest(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	if err := wire.DecodeLimit(http.MaxBytesReader(w, r.Body, limit), v, wire.MaxRequest); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		err = wire.DecodeEnrolled(bytes.NewReader(body), v)
+	}
+	if err != nil {
 		h.badRequest(w, r, err)
 		return false
 	}
@@ -83,17 +115,28 @@ func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (h *Hub) handleEnrol(w http.ResponseWriter, r *http.Request) {
+	if h.throttled(w, r, true) {
+		return
+	}
 	dev, ok := wire.PeerDevice(r.TLS)
 	if !ok {
+		h.refused(w, r, "no_certificate")
 		h.fail(w, r, http.StatusUnauthorized, &wire.Error{Code: wire.CodeUnauthorized, Message: "enrolment needs the box's certificate (mutual TLS)"})
 		return
 	}
 	var req wire.EnrolRequest
-	if !h.decodeRequest(w, r, 64<<10, &req) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err == nil {
+		err = wire.DecodeLimit(bytes.NewReader(body), &req, wire.MaxRequest)
+	}
+	if err != nil {
+		h.refused(w, r, "bad_enrol_request")
+		h.badRequest(w, r, err)
 		return
 	}
 	secret, _, err := wire.ParseToken(req.Token)
 	if err != nil {
+		h.refused(w, r, wire.CodeTokenUnknown)
 		h.fail(w, r, http.StatusForbidden, &wire.Error{Code: wire.CodeTokenUnknown, Message: err.Error()})
 		return
 	}
@@ -102,6 +145,8 @@ func (h *Hub) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusForbidden
 		if werr.Code == wire.CodeInternal {
 			status = http.StatusInternalServerError
+		} else {
+			h.refused(w, r, werr.Code)
 		}
 		h.fail(w, r, status, werr)
 		return
@@ -121,13 +166,20 @@ func (h *Hub) handleChanges(w http.ResponseWriter, r *http.Request) {
 	h.touch(d.id, r.Header.Get(wire.HeaderSoftware), since)
 	ch, err := h.changesSince(r.Context(), d.box, since)
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, internal(err))
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 		return
 	}
 	h.metrics.changesServed.Inc()
 	h.reply(w, r, ch)
 }
 
+// handleFiles answers block lists, one per distinct file asked for, in
+// the order first asked. Asking for one file 4,096 times gets one entry:
+// a box never repeats a file, and a rogue one must not make the hub build
+// 4,096 copies. Every file is authorised before the first byte is sent (a
+// 404 is the whole answer); the lists are then streamed, one file's
+// blocks in memory at a time, so an answer costs the hub about a chunk of
+// the message whatever its size.
 func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 	var req wire.FilesRequest
 	if !h.decodeRequest(w, r, 1<<20, &req) {
@@ -137,11 +189,21 @@ func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, fmt.Errorf("at most %d files per request", wire.MaxFilesPerQuery))
 		return
 	}
-	resp := &wire.FilesResponse{Files: []wire.FileBlocks{}}
+	type file struct {
+		sha  string
+		size int64
+		bs   int
+	}
+	files := make([]file, 0, len(req.Files))
+	seen := make(map[string]bool, len(req.Files))
 	d := deviceOf(r)
 	for _, sha := range req.Files {
+		if seen[sha] {
+			continue
+		}
+		seen[sha] = true
 		if ok, err := h.mayFetch(r.Context(), d.box, sha); err != nil {
-			h.fail(w, r, http.StatusInternalServerError, internal(err))
+			h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 			return
 		} else if !ok {
 			h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("no course in this box's channels holds file %s (it may have been replaced since the box asked for changes)", sha)})
@@ -153,22 +215,44 @@ func (h *Hub) handleFiles(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			h.fail(w, r, http.StatusInternalServerError, internal(err))
+			h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 			return
 		}
-		blocks, err := h.store.Blocks(r.Context(), sha)
+		files = append(files, file{sha, size, bs})
+	}
+	h.ok(r)
+	w.Header().Set("Content-Type", wire.ContentTypeJSON)
+	w.Header().Set("Content-Encoding", "zstd")
+	// The same bytes json.Marshal(&wire.FilesResponse{...}) would give.
+	mw := wire.NewMessageWriter(w)
+	mw.Write([]byte(`{"files":[`))
+	for i, f := range files {
+		blocks, err := h.store.Blocks(r.Context(), f.sha)
 		if err != nil {
-			h.fail(w, r, http.StatusInternalServerError, internal(err))
-			return
+			// The status is sent: cut the answer, which the box reads as
+			// malformed and asks again.
+			h.log.Error("sync request failed", "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
 		}
-		fb := wire.FileBlocks{SHA256: sha, Size: size, BlockSize: bs, Hashes: make([]byte, 0, 32*len(blocks)), Weak: make([]byte, 0, 4*len(blocks))}
+		fb := wire.FileBlocks{SHA256: f.sha, Size: f.size, BlockSize: f.bs, Hashes: make([]byte, 0, 32*len(blocks)), Weak: make([]byte, 0, 4*len(blocks))}
 		for _, b := range blocks {
 			fb.Hashes = append(fb.Hashes, b.Hash...)
 			fb.Weak = append(fb.Weak, byte(b.WeakHash>>24), byte(b.WeakHash>>16), byte(b.WeakHash>>8), byte(b.WeakHash))
 		}
-		resp.Files = append(resp.Files, fb)
+		js, err := json.Marshal(&fb)
+		if err != nil {
+			h.log.Error("sync request failed", "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if i > 0 {
+			mw.Write([]byte{','})
+		}
+		if _, err := mw.Write(js); err != nil {
+			return // the box went away
+		}
 	}
-	h.reply(w, r, resp)
+	mw.Write([]byte("]}\n"))
+	mw.Close()
 }
 
 func (h *Hub) handleBlocks(w http.ResponseWriter, r *http.Request) {
@@ -282,30 +366,46 @@ func (h *Hub) handlePatch(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, fmt.Errorf("seg must be a segment number, got %q", q.Get("seg")))
 		return
 	}
-	if ok, err := h.mayFetch(r.Context(), deviceOf(r).box, to); err != nil {
-		h.fail(w, r, http.StatusInternalServerError, internal(err))
+	box := deviceOf(r).box
+	if ok, err := h.mayFetch(r.Context(), box, to); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 		return
 	} else if !ok {
 		h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("no course in this box's channels holds file %s", to)})
 		return
 	}
-	if ok, err := h.isOffered(r.Context(), from, to); err != nil {
-		h.fail(w, r, http.StatusInternalServerError, internal(err))
+	// Both ends must belong to the box's channels: a patch tells its
+	// reader the old file's size and what it shares with the new one.
+	if ok, err := h.isOffered(r.Context(), box, from, to); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 		return
 	} else if !ok {
 		h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("the hub offers no patch from %s to %s; fetch the blocks", from, to)})
 		return
 	}
 	p, err := h.patches.get(r.Context(), from, to, seg, h.metrics.patchBuilt.Inc)
+	if errors.Is(err, errBusy) {
+		h.metrics.patchBusy.Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(h.patches.wait, time.Second).Seconds())))
+		if wire.HasFeature(r.Header, wire.FeatureBusy) {
+			h.fail(w, r, http.StatusServiceUnavailable, &wire.Error{Code: wire.CodeBusy, Message: "the hub is busy building patches for other boxes; fetch the blocks, or ask again later"})
+		} else {
+			// Boxes released before "busy" existed stop patching this
+			// file on not_found and fetch its blocks: that is the right
+			// answer for them too.
+			h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: "the hub is busy building patches for other boxes; fetch the blocks"})
+		}
+		return
+	}
 	if errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, errNoSegment) {
 		h.fail(w, r, http.StatusNotFound, &wire.Error{Code: wire.CodeNotFound, Message: err.Error()})
 		return
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, internal(err))
+		h.fail(w, r, http.StatusInternalServerError, h.internal(r.URL.Path, err))
 		return
 	}
-	defer p.file.Close()
+	defer p.Close()
 	h.ok(r)
 	w.Header().Set("Content-Type", wire.ContentTypePatch)
 	w.Header().Set(wire.HeaderPatchWindow, fmt.Sprintf("%d,%d", p.window.Offset, p.window.Length))

@@ -37,6 +37,12 @@ func StartHub(ctx context.Context, dir, addr string, hooks *hub.Hooks, log *slog
 
 // StartHubClock is StartHub with the hub's clock given (nil: time.Now).
 func StartHubClock(ctx context.Context, dir, addr string, hooks *hub.Hooks, log *slog.Logger, now func() time.Time) (*Hub, error) {
+	return StartHubWith(ctx, dir, addr, log, func(o *hub.Options) { o.Hooks, o.Now = hooks, now })
+}
+
+// StartHubWith is StartHub with the hub's options changed by configure
+// (hooks, clock, patch builders, cache bound) before the hub is built.
+func StartHubWith(ctx context.Context, dir, addr string, log *slog.Logger, configure func(*hub.Options)) (*Hub, error) {
 	node, err := appliance.Open(ctx, appliance.DefaultConfig(dir), log)
 	if err != nil {
 		return nil, err
@@ -46,7 +52,9 @@ func StartHubClock(ctx context.Context, dir, addr string, hooks *hub.Hooks, log 
 		node.Close()
 		return nil, err
 	}
-	o.Hooks, o.Now = hooks, now
+	if configure != nil {
+		configure(&o)
+	}
 	hb, err := hub.New(o)
 	if err != nil {
 		node.Close()

@@ -107,6 +107,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 		req.Header.Set("Content-Encoding", "zstd")
 	}
 	req.Header.Set(wire.HeaderSoftware, c.opts.Software)
+	req.Header.Set(wire.HeaderFeatures, wire.FeatureBusy)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, explainNetErr(err))

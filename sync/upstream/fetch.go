@@ -135,11 +135,20 @@ func (c *Client) applyPatches(ctx context.Context, p *partFile, bases []string) 
 		err := c.retry(ctx, "patch", func() (bool, error) {
 			var err error
 			out, wireBytes, err = c.fetchPatch(ctx, base, p.fb.SHA256, seg, old, oldSize, end-start)
+			if isCode(err, wire.CodeBusy) {
+				return false, errPatchBusy // the hub already made it wait
+			}
 			return false, err
 		})
-		var we *wire.Error
-		if errors.As(err, &we) && we.Code == wire.CodeNotFound {
+		if isCode(err, wire.CodeNotFound) {
 			return nil // the hub no longer patches from this base
+		}
+		if errors.Is(err, errPatchBusy) {
+			// Every builder on the hub stayed busy: the blocks cost more
+			// bytes, but the course arrives now rather than after passes
+			// of waiting for a builder.
+			c.opts.Log.Info("the hub is busy building patches; fetching blocks instead", "file", p.fb.SHA256)
+			return nil
 		}
 		if errors.Is(err, patch.ErrCorrupt) {
 			c.update(func(s *Status) { s.Totals.BadStreams++ })
@@ -444,9 +453,19 @@ func (c *Client) retry(ctx context.Context, what string, op func() (progress boo
 	}
 }
 
-// permanent errors end the pass: retrying will not change the answer.
+// errPatchBusy stops retrying a patch the hub is too busy to build.
+var errPatchBusy = errors.New("sync: the hub is busy building patches")
+
+func isCode(err error, code string) bool {
+	var we *wire.Error
+	return errors.As(err, &we) && we.Code == code
+}
+
+// permanent errors end the pass (or, for errPatchBusy, the patching of a
+// file): retrying will not change the answer. Busy and rate-limited
+// answers from the hub are retried with the others.
 func permanent(err error) bool {
-	if errors.Is(err, ErrPaused) || errors.Is(err, wire.ErrWrongPeer) || errors.Is(err, patch.ErrCorrupt) {
+	if errors.Is(err, ErrPaused) || errors.Is(err, wire.ErrWrongPeer) || errors.Is(err, patch.ErrCorrupt) || errors.Is(err, errPatchBusy) {
 		return true
 	}
 	var we *wire.Error

@@ -15,7 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -42,7 +45,29 @@ const (
 	// HeaderPatchWindow is "offset,length": the window of the old file the
 	// patch was encoded against, which the box reads as the dictionary.
 	HeaderPatchWindow = "Outpost-Patch-Window"
+	// HeaderFeatures lists, comma-separated, what a box understands beyond
+	// version 1 as first released, so a hub answers older boxes in ways
+	// they already handle.
+	HeaderFeatures = "Outpost-Features"
 )
+
+// Features a box may list in HeaderFeatures.
+const (
+	// FeatureBusy: the box understands CodeBusy from /v1/patch.
+	FeatureBusy = "busy"
+)
+
+// HasFeature reports whether a request's HeaderFeatures lists f.
+func HasFeature(h http.Header, f string) bool {
+	for _, v := range h.Values(HeaderFeatures) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(part) == f {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Limits a decoder enforces so a hostile or broken peer cannot make the
 // other side allocate without bound.
@@ -144,24 +169,29 @@ const (
 	CodeNotFound      = "not_found"
 	CodeUnauthorized  = "unauthorized"
 	CodeInternal      = "internal"
+	// CodeRateLimited (429, with Retry-After) answers a source that failed
+	// too many attempts (no certificate, unknown device, bad token).
+	CodeRateLimited = "rate_limited"
+	// CodeBusy (503, with Retry-After) answers a patch request when the
+	// hub's patch builders stayed busy while the request waited: fetch
+	// the blocks instead, or ask again later. Sent only to boxes that list
+	// FeatureBusy; others get CodeNotFound, which they already treat so.
+	CodeBusy = "busy"
 )
 
 func (e *Error) Error() string { return e.Message }
 
-// Encode writes v as zstd-compressed JSON.
+// Encode writes v as zstd-compressed JSON (see MessageWriter).
 func Encode(w io.Writer, v any) error {
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode sync message: %w", err)
 	}
-	if err := json.NewEncoder(zw).Encode(v); err != nil {
-		zw.Close()
-		return fmt.Errorf("encode sync message: %w", err)
+	mw := NewMessageWriter(w)
+	if _, err := mw.Write(append(b, '\n')); err != nil {
+		return err
 	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("encode sync message: %w", err)
-	}
-	return nil
+	return mw.Close()
 }
 
 // Marshal is Encode into a byte slice.
@@ -181,13 +211,51 @@ const MaxRequest = 1 << 20
 // decompressed bytes and any trailing garbage.
 func Decode(r io.Reader, v any) error { return DecodeLimit(r, v, MaxMessage) }
 
-// DecodeLimit is Decode with a smaller bound, for requests.
+// DecodeLimit is Decode with a smaller bound, for requests: frames whose
+// window exceeds the bound (or 8 MiB) are refused too. The standard limits
+// (MaxRequest, MaxMessage) use pooled decoders.
 func DecodeLimit(r io.Reader, v any, limit int) error {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderMaxWindow(8<<20))
+	return decodeWith(decoderPools[limit], limit, r, v, limit)
+}
+
+// DecodeEnrolled decodes a request from an enrolled box: at most
+// MaxRequest bytes, in frames whose window may be up to 8 MiB. Boxes
+// released before the hub pooled its codecs stream requests through an
+// encoder that declares its 8 MiB window once a request passes 128 KiB
+// (a block-list request for ~2,000 files); a hub refusing those windows
+// refused the box's block lists. The window costs the hub memory only in
+// its pooled decoders, and only after the box proved who it is.
+func DecodeEnrolled(r io.Reader, v any) error {
+	return decodeWith(decoderPools[MaxMessage], MaxMessage, r, v, MaxRequest)
+}
+
+// decodeWith decodes with a decoder from pool (nil: a new one made for
+// window) and accepts at most limit decompressed bytes.
+func decodeWith(pool *codecPool[*zstd.Decoder], window int, r io.Reader, v any, limit int) error {
+	var zr *zstd.Decoder
+	var err error
+	if pool != nil {
+		zr, err = pool.get()
+	} else {
+		zr, err = newDecoder(window)
+	}
 	if err != nil {
 		return fmt.Errorf("decode sync message: %w", err)
 	}
-	defer zr.Close()
+	defer func() {
+		if pool == nil {
+			zr.Close()
+			return
+		}
+		zr.Reset(nil) // drop the reader before the decoder is reused
+		pool.put(zr)
+	}()
+	// Hidden behind a plain io.Reader: given a *bytes.Buffer the decoder
+	// decodes in one go and keeps the output buffer for reuse, which a
+	// pooled decoder would then hold for good.
+	if err := zr.Reset(struct{ io.Reader }{r}); err != nil {
+		return fmt.Errorf("decode sync message: %w: %w", ErrMalformed, err)
+	}
 	body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
 	if err != nil {
 		return fmt.Errorf("decode sync message: %w: %w", ErrMalformed, err)
@@ -195,6 +263,11 @@ func DecodeLimit(r io.Reader, v any, limit int) error {
 	if len(body) > limit {
 		return fmt.Errorf("decode sync message: %w: larger than %d bytes", ErrMalformed, limit)
 	}
+	return parseJSON(body, v)
+}
+
+// parseJSON reads exactly one JSON value with no unknown fields.
+func parseJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -207,29 +280,67 @@ func DecodeLimit(r io.Reader, v any, limit int) error {
 	return nil
 }
 
-// WriteError answers with a wire Error.
-func WriteError(w http.ResponseWriter, status int, code, msg string) {
-	b, err := Marshal(&Error{Code: code, Message: msg})
-	if err != nil {
-		http.Error(w, msg, status)
-		return
+// ErrorBody is an Error as the bytes of an answer's body: its JSON in a
+// zstd frame of stored (uncompressed) blocks. It takes no encoder, so a
+// refused request costs the hub a few hundred bytes, and it is still zstd,
+// so a box of any version decodes it.
+func ErrorBody(code, msg string) []byte {
+	b, err := json.Marshal(&Error{Code: code, Message: msg})
+	if err != nil { // strings always marshal
+		b = []byte(`{"code":"internal","message":"unencodable error"}`)
 	}
+	return storedFrame(append(b, '\n'))
+}
+
+// WriteError answers with a wire Error (see ErrorBody).
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	b := ErrorBody(code, msg)
 	w.Header().Set("Content-Type", ContentTypeJSON)
 	w.Header().Set("Content-Encoding", "zstd")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
 }
 
-// ReadError turns a non-2xx response into an *Error; a body that is not one
-// (a proxy's HTML page, say) becomes a generic error with the status.
+// maxErrorBody bounds an error body, compressed or not.
+const maxErrorBody = 1 << 20
+
+// ReadError turns a non-2xx response into an *Error. The body may be zstd
+// (Content-Encoding: zstd, what every hub sends) or plain JSON (no
+// Content-Encoding, Content-Type application/json), so a hub may one day
+// send errors without a zstd frame around them; a body that is neither (a
+// proxy's HTML page, say) becomes a generic error with the status.
 func ReadError(resp *http.Response) error {
 	var e Error
-	if resp.Header.Get("Content-Encoding") == "zstd" {
-		if err := Decode(io.LimitReader(resp.Body, 1<<20), &e); err == nil && e.Code != "" {
+	switch enc := resp.Header.Get("Content-Encoding"); {
+	case enc == "zstd":
+		if err := DecodeLimit(io.LimitReader(resp.Body, maxErrorBody), &e, MaxRequest); err == nil && e.Code != "" {
+			return &e
+		}
+	case (enc == "" || enc == "identity") && isJSON(resp.Header.Get("Content-Type")):
+		if err := decodePlain(resp.Body, &e); err == nil && e.Code != "" {
 			return &e
 		}
 	}
 	return &Error{Code: CodeInternal, Message: fmt.Sprintf("upstream answered %s", resp.Status)}
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == ContentTypeJSON
+}
+
+// decodePlain reads one uncompressed JSON value of at most maxErrorBody
+// bytes.
+func decodePlain(r io.Reader, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r, maxErrorBody+1))
+	if err != nil {
+		return fmt.Errorf("decode sync message: %w: %w", ErrMalformed, err)
+	}
+	if len(body) > maxErrorBody {
+		return fmt.Errorf("decode sync message: %w: larger than %d bytes", ErrMalformed, maxErrorBody)
+	}
+	return parseJSON(body, v)
 }
 
 // Content types.
