@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,9 +147,13 @@ func TestEnrolTokenOutOfSightAndForgotten(t *testing.T) {
 	d.waitLog(`msg="course synced"`)
 	d.shutdown()
 
-	// From standard input.
+	// From standard input: one line is enough, as when a technician pastes
+	// the token and presses Enter; the input is never closed.
 	box = t.TempDir()
-	d = startDaemonIn(t, strings.NewReader(token()+"\n"), "--data", box, "--listen", "127.0.0.1:0", "--upstream", h.URL(), "--enrol", "-")
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	go pw.Write([]byte(token() + "\n"))
+	d = startDaemonIn(t, pr, "--data", box, "--listen", "127.0.0.1:0", "--upstream", h.URL(), "--enrol", "-")
 	d.waitLog(`msg="course synced"`)
 	d.shutdown()
 

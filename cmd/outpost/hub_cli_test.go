@@ -173,7 +173,7 @@ func TestHubTokenCreate(t *testing.T) {
 	if err != nil || hubID.String() != h.Hub.DeviceID() {
 		t.Fatalf("token %q names hub %v (%v), want %s", tok, hubID, err, h.Hub.DeviceID())
 	}
-	for _, want := range []string{"site:      s", "channels:  science", "expires:", "outpost serve --upstream " + h.URL() + " --enrol " + tok} {
+	for _, want := range []string{"site:      s", "channels:  science", "expires:", "printf '%s\\n' " + tok + " | outpost serve --upstream " + h.URL() + " --enrol -"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("token output lacks %q:\n%s", want, out)
 		}

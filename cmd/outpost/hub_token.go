@@ -40,8 +40,10 @@ func newHubTokenCreateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create --site NAME --channels a,b",
 		Short: "Make a one-time token that enrols one box into a site and channels",
-		Long: `Make a one-time enrolment token. The technician installing a box runs
-'outpost serve --upstream HUB-URL --enrol TOKEN' on it; the box then syncs
+		Long: `Make a one-time enrolment token. The technician installing a box gives
+it to 'outpost serve --upstream HUB-URL' with --enrol-file FILE, or with
+--enrol - on standard input (pasted, or piped as the printed command does,
+so it never shows in ps); the box then syncs
 the courses published to its channels. The token carries the hub's device
 ID, which the box pins, and works once, until it expires.`,
 		Example: `  outpost hub token create --data /var/lib/outpost-hub --site "Kisumu Primary" --channels science,maths
@@ -61,7 +63,9 @@ ID, which the box pins, and works once, until it expires.`,
 			if err := c.postJSON(cmd.Context(), "/admin/v1/tokens", hub.TokenRequest{Site: site, Channels: chs, ExpiresSeconds: int64(ttl / time.Second)}, &res); err != nil {
 				return err
 			}
-			command := "outpost serve --upstream " + c.base + " --enrol " + res.Token
+			// printf is a shell builtin, so the token never shows in ps,
+			// as it would for the daemon's whole life with --enrol TOKEN.
+			command := "printf '%s\\n' " + res.Token + " | outpost serve --upstream " + c.base + " --enrol -"
 			if asJSON {
 				return g.printJSON(hubTokenOutput{TokenResponse: res, Site: strings.TrimSpace(site), Channels: chs, Command: command})
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"outpost/appliance"
 	"outpost/sync/upstream"
@@ -132,11 +134,17 @@ func enrolToken(cmd *cobra.Command, flag, file string) (string, error) {
 		}
 		tok = string(b)
 	case fromFlag && flag == "-":
-		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
-		if err != nil {
+		// One line, so a technician can paste the token and press Enter
+		// (or pipe it in) while the daemon keeps standard input.
+		in := cmd.InOrStdin()
+		if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			fmt.Fprint(cmd.ErrOrStderr(), "Paste the enrolment token and press Enter: ")
+		}
+		line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
 			return "", fmt.Errorf("--enrol -: read standard input: %w", err)
 		}
-		tok, _, _ = strings.Cut(string(b), "\n")
+		tok = line
 	case fromFlag:
 		tok = flag
 		cmd.Flags().Set("enrol", "")

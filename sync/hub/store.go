@@ -189,7 +189,7 @@ func (h *Hub) lookupBox(ctx context.Context, dev protocol.DeviceID, software str
 	var revoked sql.NullInt64
 	err := h.db.QueryRowContext(ctx, `SELECT site, channels, revoked_at FROM hub_boxes WHERE device_id = ?`, dev.String()).Scan(&b.site, &channels, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, &wire.Error{Code: wire.CodeUnknownDevice, Message: fmt.Sprintf("the hub does not know this box (%s); enrol it with a token: `outpost serve --upstream URL --enrol TOKEN`", dev)}
+		return nil, &wire.Error{Code: wire.CodeUnknownDevice, Message: fmt.Sprintf("the hub does not know this box (%s); enrol it with a token: `outpost serve --upstream URL --enrol-file TOKEN-FILE`", dev)}
 	}
 	if err != nil {
 		return nil, h.internal("authorise box", err)
