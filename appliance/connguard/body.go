@@ -1,10 +1,11 @@
 package connguard
 
 import (
-	"errors"
+	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -17,7 +18,9 @@ import (
 // once a window passes without BodyMinBytes. Reads through the handler's
 // Body move the window on. When the body ends, net/http clears the
 // deadline itself as it starts reading ahead for the next request, so a
-// long answer after the body (a block stream) is never cut by it.
+// long answer after the body (a block stream) is never cut by it. The
+// servers speak HTTP/1.1 only (neither offers h2), so a connection
+// carries one request at a time and its deadline is the request's.
 func (g *Guard) bodies(next http.Handler) http.Handler {
 	max := g.limits.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,18 +28,23 @@ func (g *Guard) bodies(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rc := http.NewResponseController(w)
+		c, _ := r.Context().Value(connKey{}).(*conn)
+		if c == nil {
+			// Not a connection of this guard's listener: nothing to arm.
+			next.ServeHTTP(w, r)
+			return
+		}
 		if max >= 0 && r.ContentLength > max {
 			g.metrics.dropped.WithLabelValues(reasonBodyTooLarge).Inc()
 			// Not a byte of it will be read: a deadline in the past makes
 			// net/http's discarding after the reply fail at once, and the
 			// connection closes.
-			rc.SetReadDeadline(time.Unix(1, 0))
+			c.Conn.SetReadDeadline(time.Unix(1, 0))
 			w.Header().Set("Connection", "close")
 			http.Error(w, "Request body too large.", http.StatusRequestEntityTooLarge)
 			return
 		}
-		b := &body{src: r.Body, rc: rc, g: g, window: g.limits.BodyWindow, min: g.limits.BodyMinBytes}
+		b := &body{src: r.Body, c: c, window: g.limits.BodyWindow, min: g.limits.BodyMinBytes}
 		b.roll()
 		r2 := r.WithContext(r.Context()) // a shallow copy: net/http keeps its own Body
 		r2.Body = b
@@ -47,35 +55,43 @@ func (g *Guard) bodies(next http.Handler) http.Handler {
 	})
 }
 
+// connKey finds the guard's conn from a request's context.
+type connKey struct{}
+
+// connContext puts the guard's conn (under TLS, the one tls.Conn wraps)
+// into every request's context: one value per connection, not per
+// request.
+func connContext(ctx context.Context, nc net.Conn) context.Context {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if c, ok := nc.(*conn); ok {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	return ctx
+}
+
 // body is a request body under the body window.
 type body struct {
 	src    io.ReadCloser
-	rc     *http.ResponseController
-	g      *Guard
+	c      *conn
 	window time.Duration
 	min    int64
 	got    int64 // bytes in the current window
-	failed bool  // a read failed (counted once)
 }
 
 func (b *body) roll() {
 	b.got = 0
-	b.rc.SetReadDeadline(time.Now().Add(b.window))
+	b.c.armBody(time.Now().Add(b.window))
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.got += int64(n)
-	switch {
-	case err == io.EOF:
-		// The end: net/http has cleared the deadline for its read-ahead,
-		// which must not be given a window again.
-	case err != nil:
-		if !b.failed && errors.Is(err, os.ErrDeadlineExceeded) {
-			b.g.metrics.dropped.WithLabelValues(reasonBodyStall).Inc()
-		}
-		b.failed = true
-	case b.got >= b.min:
+	// At the end (io.EOF) net/http has cleared the deadline for its
+	// read-ahead, which must not be given a window again; a failed read
+	// is counted by the connection.
+	if err == nil && b.got >= b.min {
 		b.roll()
 	}
 	return n, err

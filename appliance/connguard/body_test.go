@@ -95,6 +95,9 @@ func TestUnreadTrickledBodyEnds(t *testing.T) {
 	if n := s.g.caps.count(); n != 0 {
 		t.Errorf("%d connections still counted", n)
 	}
+	if got := s.dropped(reasonBodyStall); got != 1 {
+		t.Errorf("body stalls counted: %v, want 1", got)
+	}
 }
 
 // A slow body that keeps moving is read whole, however many windows it

@@ -34,7 +34,11 @@ type conn struct {
 	// ext is a write deadline set from outside (net/http's TLS handshake,
 	// tls.Conn's close alert, a handler), in Unix nanoseconds; 0 for none.
 	// Writes use the earlier of it and their own window.
-	ext     atomic.Int64
+	ext atomic.Int64
+	// body is the body window's read deadline while one is armed, in Unix
+	// nanoseconds; any other read deadline (net/http's own) clears it, so a
+	// read that times out while it is set is a body that stalled.
+	body    atomic.Int64
 	stalled atomic.Bool
 	closed  atomic.Bool
 	// lr is ReadFrom's per-chunk limit, kept here so a chunk allocates
@@ -143,6 +147,25 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 // writerOnly hides ReadFrom so io.Copy does not call it again.
 type writerOnly struct{ io.Writer }
 
+// armBody sets a body window's deadline.
+func (c *conn) armBody(t time.Time) {
+	c.body.Store(t.UnixNano())
+	c.Conn.SetReadDeadline(t)
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && c.body.Load() != 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.body.Swap(0) != 0 {
+		c.g.metrics.dropped.WithLabelValues(reasonBodyStall).Inc()
+	}
+	return n, err
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.body.Store(0)
+	return c.Conn.SetReadDeadline(t)
+}
+
 func (c *conn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		// net/http clears the deadline after every request; the next write
@@ -155,7 +178,7 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
-	return errors.Join(c.Conn.SetReadDeadline(t), c.SetWriteDeadline(t))
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 // CloseWrite lets net/http half-close before its final wait, as it does

@@ -55,6 +55,7 @@ func New(name string, h http.Handler, l Limits, tlsConf *tls.Config, log *slog.L
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ConnContext:       connContext,
 		// No ReadTimeout or WriteTimeout: both are absolute, and would cut
 		// a video to a phone on weak Wi-Fi or an upload over a thin link
 		// however steadily it moves. The body and write windows bound
