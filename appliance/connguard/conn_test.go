@@ -4,9 +4,17 @@ package connguard
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -150,4 +158,55 @@ func syscr(t *testing.T) int64 {
 	}
 	t.Fatal("no syscr in /proc/self/io")
 	return 0
+}
+
+// Under TLS (the hub) the window holds for every record written: a box
+// that stops reading a block stream is dropped within one window.
+func TestStalledTLSReaderIsDropped(t *testing.T) {
+	writeErr := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		var err error
+		for i := 0; i < 256 && err == nil; i++ {
+			_, err = w.Write(chunk)
+		}
+		writeErr <- err
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New("test", h, Limits{WriteWindow: time.Second, ShutdownGrace: time.Second}.WithDefaults(Hub()), selfSigned(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln, nil) }()
+	defer func() { cancel(); <-done }()
+
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /blocks HTTP/1.1\r\nHost: hub\r\n\r\n")
+	if err := wait(t, writeErr, "the stalled stream to be dropped"); err == nil {
+		t.Fatal("16 MiB written to a client that never reads")
+	}
+	if got := counter(s.g.metrics.dropped.WithLabelValues(reasonWriteStall)); got != 1 {
+		t.Errorf("write stalls counted: %v, want 1", got)
+	}
+}
+
+// selfSigned is a TLS server config with a throwaway certificate.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"hub"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
