@@ -82,12 +82,15 @@ func Portal() Limits {
 		// milliseconds; this only drops a client that trickles.
 		BodyWindow:   15 * time.Second,
 		BodyMinBytes: 16 << 10,
-		// 128 KiB per 60 s (about 2 KiB/s, 17 kbit/s) lets the weakest
-		// phone that still plays anything keep its video; 60 s is nginx's
-		// send_timeout. A paused player that stops reading is dropped
-		// after a minute and asks again with a Range when it resumes.
+		// 256 KiB per 60 s (about 4 KiB/s, 35 kbit/s, a fraction of what
+		// the poorest video needs to play) keeps any phone that still
+		// plays anything; 60 s is nginx's send_timeout. A paused player
+		// that stops reading is dropped after a minute and asks again
+		// with a Range when it resumes. 256 KiB, not less: each chunk is
+		// one sendfile call, so a 256 KiB range goes out in one; 128 KiB
+		// chunks cost 5 % more CPU per request (docs/BENCHMARKS.md).
 		WriteWindow:   60 * time.Second,
-		WriteMinBytes: 128 << 10,
+		WriteMinBytes: 256 << 10,
 		// Browsers open at most 6 connections per host; 32 leaves room for
 		// several browsers and apps on one device, or a few devices behind
 		// a NAT, and keeps one stranger from holding the box's connections.
