@@ -35,6 +35,9 @@ type conn struct {
 	// tls.Conn's close alert, a handler), in Unix nanoseconds; 0 for none.
 	// Writes use the earlier of it and their own window.
 	ext atomic.Int64
+	// armed is when the write window now on the socket was set (Unix
+	// nanoseconds), 0 when the socket's write deadline is not the window.
+	armed atomic.Int64
 	// body is the body window's read deadline while one is armed, in Unix
 	// nanoseconds; any other read deadline (net/http's own) clears it, so a
 	// read that times out while it is set is a body that stalled.
@@ -61,14 +64,25 @@ func (g *Guard) newConn(nc net.Conn, key netip.Addr, perClient bool) *conn {
 
 // arm sets the write deadline for the next chunk and reports whether it is
 // the window's (rather than an earlier one set from outside).
+//
+// Setting a deadline is not free (a runtime timer is moved), and a busy
+// keep-alive connection writes thousands of times a second, so a window
+// armed less than a sixteenth of a window ago is kept: each chunk still
+// gets at least 15/16 of a window.
 func (c *conn) arm() bool {
-	d := time.Now().Add(c.window).UnixNano()
-	own := true
+	now := time.Now().UnixNano()
+	d := now + int64(c.window)
 	if e := c.ext.Load(); e != 0 && e < d {
-		d, own = e, false
+		c.armed.Store(0)
+		c.Conn.SetWriteDeadline(time.Unix(0, e))
+		return false
 	}
+	if a := c.armed.Load(); a != 0 && now-a < int64(c.window)/16 {
+		return true
+	}
+	c.armed.Store(now)
 	c.Conn.SetWriteDeadline(time.Unix(0, d))
-	return own
+	return true
 }
 
 // failed turns a write error into the connection's fate: a window missed
@@ -170,10 +184,13 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		// net/http clears the deadline after every request; the next write
 		// sets its own window, so the socket need not be touched.
-		c.ext.Store(0)
+		if c.ext.Swap(0) != 0 {
+			c.armed.Store(0) // the socket still holds the outside deadline
+		}
 		return nil
 	}
 	c.ext.Store(t.UnixNano())
+	c.armed.Store(0)
 	return c.Conn.SetWriteDeadline(t)
 }
 
