@@ -91,6 +91,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func()) error
 	}
 	select {
 	case err := <-errc:
+		// The listener failed: the connections already served go too, so
+		// no goroutine outlives Serve.
+		s.srv.Close()
 		return fmt.Errorf("%s: %w", s.g.name, err)
 	case <-ctx.Done():
 	}
