@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"outpost/appliance/connguard"
 	"outpost/appliance/database"
 	"outpost/appliance/identity"
 	"outpost/content/blockstore"
@@ -32,6 +33,10 @@ type Node struct {
 	Log      *slog.Logger
 	// Created is true when this Open made a new data directory.
 	Created bool
+	// PortalLimits and HubLimits override the servers' connection limits
+	// (connguard.Portal and connguard.Hub) field by field; tests shorten
+	// them, the daemon leaves them zero.
+	PortalLimits, HubLimits connguard.Limits
 
 	reg    *prometheus.Registry
 	syncMu sync.Mutex

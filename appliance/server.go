@@ -11,6 +11,7 @@ import (
 
 	"github.com/thejerf/suture/v4"
 
+	"outpost/appliance/connguard"
 	"outpost/sync/upstream"
 	"outpost/ui/web"
 )
@@ -19,8 +20,9 @@ import (
 // and, when the node has an upstream, the sync service, each under one
 // supervisor that restarts a failed service with backoff. On cancel the
 // HTTP server shuts down gracefully: in-flight requests (a video segment, a
-// download) get shutdownGrace to finish. ready is called once the portal
-// answers.
+// download) get connguard's ShutdownGrace to finish. ready is called once
+// the portal answers. The server's deadlines and connection caps are
+// connguard.Portal, overridden by n.PortalLimits.
 func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 	portal, err := web.New(web.Options{
 		Courses:         n.Catalog,
@@ -33,7 +35,7 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, ready func()) error {
 	}
 	sup := suture.New("outpost", suture.Spec{
 		EventHook: func(e suture.Event) { n.Log.Warn("service event", "event", e.String()) },
-		Timeout:   shutdownGrace + 5*time.Second,
+		Timeout:   n.PortalLimits.WithDefaults(connguard.Portal()).ShutdownGrace + 5*time.Second,
 	})
 	ctl, err := n.listenControl(ctx)
 	if err != nil {
@@ -95,34 +97,20 @@ func (s *httpService) Serve(ctx context.Context) error {
 	mux.Handle("GET /metrics", n.metricsHandler())
 	mux.Handle("/", s.portal)
 
-	srv := &http.Server{
-		Handler:           countRequests(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// No WriteTimeout: a phone on weak Wi-Fi may take minutes for a video.
-		BaseContext: func(net.Listener) context.Context { return ctx },
+	srv := connguard.New("portal", countRequests(mux), n.PortalLimits.WithDefaults(connguard.Portal()), nil, n.Log)
+	for _, c := range srv.Collectors() {
+		n.registerOnce(c)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	isReady.Store(true)
-	if s.ready != nil {
-		s.ready()
-	}
-	select {
-	case err := <-errc:
+	err := srv.Serve(ctx, s.ln, func() {
+		isReady.Store(true)
+		if s.ready != nil {
+			s.ready()
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		// The listener is gone (closed under us): nothing left to serve.
 		s.failed <- err
 		return suture.ErrDoNotRestart
-	case <-ctx.Done():
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("serve: shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return err
 }
-
-const shutdownGrace = 10 * time.Second

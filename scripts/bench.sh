@@ -15,6 +15,8 @@
 #      and the peak memory of importing each course.
 # BENCH_ONLY=a (or e) runs that section alone; BENCH_DURATION sets each load
 # run's length; BENCH_SCALE_SIZES the course sizes of section e.
+# BENCH_BASELINE=/path/to/an/older/outpost adds that build to section a's
+# rotation, to compare a change with what it replaces in the same run.
 #
 # Run it with `make bench` (which builds bin/outpost and installs nginx-light
 # first). It needs two cores, uses only 127.0.0.1, installs nothing, cleans
@@ -249,6 +251,21 @@ taskset -c 0 "$OUTPOST" serve --data "$A/data" --listen "127.0.0.1:$OUTPOST_PORT
 OUTPOST_PID=$!
 PIDS+=("$OUTPOST_PID")
 
+BASELINE_URLS=()
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  BASELINE_PORT=$("$BT" freeport)
+  # Its own data directory, imported by itself: one daemon per data
+  # directory, and the baseline's schema may be older.
+  if "$BENCH_BASELINE" init --help >/dev/null 2>&1; then
+    quiet "$A/baseline-init.log" "$BENCH_BASELINE" init --data "$A/baseline-data"
+  fi
+  quiet "$A/baseline-import.log" "$BENCH_BASELINE" content import --data "$A/baseline-data" "$A/pack"
+  warm "$A/baseline-data/store/objects"
+  taskset -c 0 "$BENCH_BASELINE" serve --data "$A/baseline-data" --listen "127.0.0.1:$BASELINE_PORT" 2>"$A/baseline.log" &
+  BASELINE_PID=$!
+  PIDS+=("$BASELINE_PID")
+fi
+
 FLOOR_PORT=$("$BT" freeport)
 taskset -c 0 "$BT" fileserver "$A/pack" "127.0.0.1:$FLOOR_PORT" &
 FLOOR_PID=$!
@@ -259,10 +276,12 @@ while read -r path item; do
   NGINX_URLS+=("http://127.0.0.1:$NGINX_PORT/$path")
   FLOOR_URLS+=("http://127.0.0.1:$FLOOR_PORT/$path")
   OUTPOST_URLS+=("http://127.0.0.1:$OUTPOST_PORT/m/bench-media/$item")
+  [ -z "${BENCH_BASELINE:-}" ] || BASELINE_URLS+=("http://127.0.0.1:$BASELINE_PORT/m/bench-media/$item")
 done <"$A/files.txt"
 waitup "${NGINX_URLS[0]}"
 waitup "${OUTPOST_URLS[0]}"
 waitup "${FLOOR_URLS[0]}"
+[ -z "${BENCH_BASELINE:-}" ] || waitup "${BASELINE_URLS[0]}"
 # The worker, not the master, serves; its CPU time is the server's.
 NGINX_WORKER=$(cut -d' ' -f1 "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null || true)
 [ -n "$NGINX_WORKER" ] || NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -290,27 +309,35 @@ for round in 1 2; do
   run_load nginx "$round" "$NGINX_WORKER" "${NGINX_URLS[@]}"
   run_load floor "$round" "$FLOOR_PID" "${FLOOR_URLS[@]}"
   run_load outpost "$round" "$OUTPOST_PID" "${OUTPOST_URLS[@]}"
+  [ -z "${BENCH_BASELINE:-}" ] || run_load baseline "$round" "$BASELINE_PID" "${BASELINE_URLS[@]}"
 done
-for p in "$NGINX_PID" "$OUTPOST_PID" "$FLOOR_PID"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "$NGINX_PID" "$OUTPOST_PID" "$FLOOR_PID" ${BASELINE_PID:-}; do kill -TERM "$p" 2>/dev/null || true; done
 
 printf '\n50 clients, 256 KiB ranges at random aligned offsets of 6 x 32 MiB files, %s per run;\n' "$DURATION"
 printf 'server pinned to core 0, load generator (outpost loadtest, raw client) to core 1.\n\n'
-printf '| run | server | req/s | MB/s | p50 ms | p99 ms | errors | server CPU | client CPU | req/s vs nginx |\n'
-printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-declare -A RPS
+printf '| run | server | req/s | MB/s | p50 ms | p99 ms | errors | server CPU | server CPU per req | client CPU | req/s vs nginx |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+# CPU per request (the server's CPU time over the requests it served) is the
+# steadier figure on a busy machine: req/s fall when other work takes the
+# server's core, its cost per request much less.
+declare -A RPS CPR
+NAMES=(nginx floor outpost)
+[ -z "${BENCH_BASELINE:-}" ] || NAMES+=(baseline)
 for round in 1 2; do
-  for name in nginx floor outpost; do
+  for name in "${NAMES[@]}"; do
     f=$A/$name-$round.json
     rps=$(jget "$f" requests_per_second)
     secs=$(jget "$f" seconds)
     RPS[$name-$round]=$rps
+    CPR[$name-$round]=$(awk -v c="$(cat "$A/$name-$round.cpu")" -v rps="$rps" -v s="$secs" 'BEGIN { printf "%.1f", 1e6*c/(rps*s) }')
     label=$name
     [ "$name" = floor ] && label="Go ServeContent (floor)"
+    [ "$name" = baseline ] && label="baseline ($BENCH_BASELINE)"
     awk -v r="$round" -v l="$label" -v rps="$rps" -v mbs="$(jget "$f" mb_per_second)" \
       -v p50="$(jget "$f" p50_ms)" -v p99="$(jget "$f" p99_ms)" -v e="$(jget "$f" errors)" \
       -v scpu="$(cat "$A/$name-$round.cpu")" -v ccpu="$(jget "$f" client_cpu_seconds)" -v s="$secs" \
-      -v base="${RPS[nginx-$round]}" \
-      'BEGIN { printf "| %d | %s | %.0f | %.0f | %.2f | %.2f | %d | %.0f%% | %.0f%% | %.2fx |\n", r, l, rps, mbs, p50, p99, e, 100*scpu/s, 100*ccpu/s, rps/base }'
+      -v base="${RPS[nginx-$round]}" -v cpr="${CPR[$name-$round]}" \
+      'BEGIN { printf "| %d | %s | %.0f | %.0f | %.2f | %.2f | %d | %.0f%% | %.1f us | %.0f%% | %.2fx |\n", r, l, rps, mbs, p50, p99, e, 100*scpu/s, cpr, 100*ccpu/s, rps/base }'
   done
 done
 RANGE_RATIO=$(awk -v o1="${RPS[outpost-1]}" -v o2="${RPS[outpost-2]}" -v n1="${RPS[nginx-1]}" -v n2="${RPS[nginx-2]}" \
@@ -319,8 +346,12 @@ FLOOR_RATIO=$(awk -v o1="${RPS[floor-1]}" -v o2="${RPS[floor-2]}" -v n1="${RPS[n
   'BEGIN { printf "%.2f", (o1/n1 + o2/n2) / 2 }')
 echo
 echo "outpost/nginx: ${RANGE_RATIO}x (mean of both rounds); Go ServeContent floor/nginx: ${FLOOR_RATIO}x"
+for name in "${NAMES[@]}"; do
+  awk -v n="$name" -v a="${CPR[$name-1]}" -v b="${CPR[$name-2]}" -v x="${CPR[nginx-1]}" -v y="${CPR[nginx-2]}" \
+    'BEGIN { printf "server CPU per request, mean of both rounds: %-8s %5.1f us (nginx needs %.2fx of it)\n", n, (a+b)/2, (x+y)/(a+b) }'
+done
 awk -v r="$RANGE_RATIO" 'BEGIN { exit !(r >= 0.8) }' && echo "goal >= 0.8x: MET" || echo "goal >= 0.8x: MISSED"
-rm -rf "$A/pack" "$A/data" # 384 MiB the next sections' page cache can use
+rm -rf "$A/pack" "$A/data" "$A/baseline-data" # what the next sections' page cache can use
 # BENCH_ONLY=a stops here: for iterating on the serving path alone.
 if [ "${BENCH_ONLY:-}" = a ]; then section "done"; exit 0; fi
 

@@ -60,7 +60,7 @@ and DIR/box. Running it again reuses both.`,
 				return fmt.Errorf("demo: hub: %w", err)
 			}
 			hubErr := make(chan error, 1)
-			go func() { hubErr <- h.Serve(ctx, hubLn, nil) }()
+			go func() { hubErr <- hubNode.ServeHub(ctx, h, hubLn, nil) }()
 			defer func() { cancel(); <-hubErr }()
 			hubAt := hubURL(hubLn.Addr())
 

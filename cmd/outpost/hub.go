@@ -79,7 +79,7 @@ private address with --metrics-listen. Patches are built at most
 			if err != nil {
 				return fmt.Errorf("hub: listen on %s: %w; choose another address with --listen", listen, err)
 			}
-			return h.Serve(ctx, ln, func() {
+			return node.ServeHub(ctx, h, ln, func() {
 				node.Log.Info("hub serving", "url", hubURL(ln.Addr()), "hub_id", h.DeviceID(), "admin_token_file", g.data+"/hub/admin-token")
 			})
 		},

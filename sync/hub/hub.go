@@ -5,14 +5,12 @@
 package hub
 
 import (
-	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -214,35 +212,20 @@ func (h *Hub) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{})
 }
 
-// Serve runs the hub's HTTPS server on ln until ctx ends.
-func (h *Hub) Serve(ctx context.Context, ln net.Listener, ready func()) error {
-	srv := &http.Server{
-		Handler:           h.Handler(),
-		TLSConfig:         wire.ServerTLS(h.id.Cert),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+// TLSConfig is the sync API's side of mutual TLS, for the server the
+// composition root builds around Handler.
+func (h *Hub) TLSConfig() *tls.Config { return wire.ServerTLS(h.id.Cert) }
+
+// RegisterMetrics adds collectors (the server's connection counts) to what
+// the hub's /metrics serves.
+func (h *Hub) RegisterMetrics(cs ...prometheus.Collector) error {
+	var errs []error
+	for _, c := range cs {
+		if err := h.metrics.reg.Register(c); err != nil {
+			errs = append(errs, fmt.Errorf("hub metrics: %w", err))
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
-	if ready != nil {
-		ready()
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("hub: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("hub: shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("hub: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkAdmin compares the bearer token in constant time.

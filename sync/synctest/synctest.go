@@ -74,7 +74,7 @@ func StartHubWith(ctx context.Context, dir, addr string, log *slog.Logger, confi
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{Node: node, Hub: hb, Addr: ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
-	go func() { h.done <- hb.Serve(sctx, ln, nil) }()
+	go func() { h.done <- node.ServeHub(sctx, hb, ln, nil) }()
 	return h, nil
 }
 
