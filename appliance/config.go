@@ -42,6 +42,11 @@ type Config struct {
 	// SyncInterval is the time between sync passes when all is well, as a
 	// Go duration ("5m"); failures retry sooner, with backoff.
 	SyncInterval string `json:"sync_interval,omitempty"`
+	// ConnsPerClient caps the portal's connections from one address (an
+	// IPv6 /64); 0 keeps the default (connguard.Portal: 32). Raise it when
+	// many devices reach the box through one NAT router, so they share an
+	// address: a browser opens up to 6 connections.
+	ConnsPerClient int `json:"conns_per_client,omitempty"`
 }
 
 // DefaultConfig is what a node runs with when told nothing.

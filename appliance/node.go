@@ -84,7 +84,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	lib.Quota = cfg.QuotaBytes
 	lib.Reserve = cfg.ReserveBytes
 	lib.PartialDir = upstream.PartialDir(cfg.DataDir)
-	return &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created, reg: prometheus.NewRegistry()}, nil
+	n := &Node{Config: cfg, Identity: id, DB: db, Store: store, Catalog: cat, Library: lib, Log: log, Created: created, reg: prometheus.NewRegistry()}
+	n.PortalLimits.PerClient = cfg.ConnsPerClient
+	return n, nil
 }
 
 // ErrNotNode is wrapped when a directory given as a node's data directory
