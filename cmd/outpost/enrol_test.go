@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"outpost/content/samplecourse"
 	"outpost/sync/synctest"
 	"outpost/sync/upstream"
 )
@@ -28,23 +27,8 @@ func TestSetUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pack := t.TempDir()
-	if _, err := samplecourse.WriteFiles(pack, "moved", 1, synctest.Course(8, 1, 300<<10, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := t.TempDir()
-	b, err := synctest.StartBox(ctx, box, h.URL(), tok, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	publishCourse(t, ctx, h, "moved", synctest.Course(8, 1, 300<<10, 0, 0, 2))
+	box := enrolledBox(t, ctx, h)
 	before, err := upstream.LoadLink(box)
 	if err != nil {
 		t.Fatal(err)
@@ -96,13 +80,7 @@ func TestSetUpstream(t *testing.T) {
 	}
 
 	// The running daemon follows; its cursor is kept, so nothing is new.
-	more := t.TempDir()
-	if _, err := samplecourse.WriteFiles(more, "later", 1, synctest.Course(9, 0, 0, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, more, "science"); err != nil {
-		t.Fatal(err)
-	}
+	publishCourse(t, ctx, h, "later", synctest.Course(9, 0, 0, 0, 0, 2))
 	out, err = run(t, "sync", "now", "--data", box)
 	if err != nil || !strings.Contains(out, "1 course synced") {
 		t.Fatalf("sync now after the move: %v\n%s", err, out)
@@ -117,25 +95,9 @@ func TestSetUpstream(t *testing.T) {
 func TestEnrolTokenOutOfSightAndForgotten(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	pack := t.TempDir()
-	if _, err := samplecourse.WriteFiles(pack, "secret", 1, synctest.Course(14, 0, 0, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
-		t.Fatal(err)
-	}
-	token := func() string {
-		tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	h := startTestHub(t, ctx)
+	publishCourse(t, ctx, h, "secret", synctest.Course(14, 0, 0, 0, 0, 2))
+	token := func() string { return villageToken(t, ctx, h) }
 
 	// From a file.
 	box := t.TempDir()

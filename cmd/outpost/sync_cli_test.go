@@ -38,10 +38,7 @@ func TestServeEnrolsSyncsAndSyncNowKicksIt(t *testing.T) {
 	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := villageToken(t, ctx, h)
 
 	// The daemon's portal address lives in the config, where `sync now`
 	// finds it.
@@ -92,13 +89,7 @@ func TestServeEnrolsSyncsAndSyncNowKicksIt(t *testing.T) {
 	}
 
 	// A new course on the hub; `sync now` asks the running daemon.
-	more := t.TempDir()
-	if _, err := samplecourse.WriteFiles(more, "second", 1, synctest.Course(4, 1, 300<<10, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, more, "science"); err != nil {
-		t.Fatal(err)
-	}
+	publishCourse(t, ctx, h, "second", synctest.Course(4, 1, 300<<10, 0, 0, 2))
 	out, err := run(t, "sync", "now", "--data", box)
 	if err != nil || !strings.Contains(out, "The daemon ran a pass") || !strings.Contains(out, "1 course synced") {
 		t.Fatalf("sync now: %v\n%s", err, out)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"outpost/appliance"
-	"outpost/content/samplecourse"
 	"outpost/sync/synctest"
 )
 
@@ -98,25 +97,9 @@ func freeAddr(t *testing.T) string {
 func TestSyncNowReachesItsOwnDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	first := t.TempDir()
-	if _, err := samplecourse.WriteFiles(first, "first", 1, synctest.Course(5, 1, 400<<10, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, first, "science"); err != nil {
-		t.Fatal(err)
-	}
-	token := func() string {
-		tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	h := startTestHub(t, ctx)
+	publishCourse(t, ctx, h, "first", synctest.Course(5, 1, 400<<10, 0, 0, 2))
+	token := func() string { return villageToken(t, ctx, h) }
 	addrA := freeAddr(t)
 	boxA, boxB := t.TempDir(), t.TempDir()
 	for _, dir := range []string{boxA, boxB} {
@@ -130,13 +113,7 @@ func TestSyncNowReachesItsOwnDaemon(t *testing.T) {
 	b := startDaemon(t, "--data", boxB, "--listen", addrB, "--upstream", h.URL(), "--enrol", token(), "--sync-interval", "1h")
 	b.waitLog(`msg="sync pass finished" state=idle`)
 
-	second := t.TempDir()
-	if _, err := samplecourse.WriteFiles(second, "second", 1, synctest.Course(6, 1, 300<<10, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, second, "science"); err != nil {
-		t.Fatal(err)
-	}
+	publishCourse(t, ctx, h, "second", synctest.Course(6, 1, 300<<10, 0, 0, 2))
 	out, err := run(t, "sync", "now", "--data", boxB)
 	if err != nil || !strings.Contains(out, "The daemon ran a pass") || !strings.Contains(out, "1 course synced") {
 		t.Fatalf("sync now --data B: %v\n%s", err, out)
@@ -181,28 +158,9 @@ func TestSyncNowReachesItsOwnDaemon(t *testing.T) {
 func TestSyncNowInProcessReportsThisPass(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	pack := t.TempDir()
-	if _, err := samplecourse.WriteFiles(pack, "only", 1, synctest.Course(7, 1, 300<<10, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Hub.Publish(ctx, pack, "science"); err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := t.TempDir()
-	b, err := synctest.StartBox(ctx, box, h.URL(), tok, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	h := startTestHub(t, ctx)
+	publishCourse(t, ctx, h, "only", synctest.Course(7, 1, 300<<10, 0, 0, 2))
+	box := enrolledBox(t, ctx, h)
 	out, err := run(t, "sync", "now", "--data", box)
 	if err != nil || !strings.Contains(out, "blocks fetched") || strings.Contains(out, " 0 blocks fetched") {
 		t.Fatalf("first sync now: %v\n%s", err, out)
@@ -274,21 +232,8 @@ func TestControlSocket(t *testing.T) {
 func TestSyncNowWaitIsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, err := synctest.StartHub(ctx, t.TempDir(), "127.0.0.1:0", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	tok, _, err := h.Hub.CreateToken(ctx, "village", []string{"science"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := t.TempDir()
-	b, err := synctest.StartBox(ctx, box, h.URL(), tok, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	h := startTestHub(t, ctx)
+	box := enrolledBox(t, ctx, h)
 	// A hub that takes connections and never says a word: every pass
 	// waits for its TLS handshake (30 s) at least.
 	mute, err := net.Listen("tcp", "127.0.0.1:0")
