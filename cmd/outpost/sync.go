@@ -149,6 +149,9 @@ func plural(n int64, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}
+	if strings.HasSuffix(unit, "s") {
+		return fmt.Sprintf("%d %ses", n, unit)
+	}
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
@@ -218,7 +221,7 @@ func formatSyncStatus(st *upstream.Status, now time.Time) string {
 		fmt.Fprintf(w, "Last error:\t%s\n", terminalSafe(st.LastError))
 	}
 	t := st.Totals
-	fmt.Fprintf(w, "Totals:\t%d passes (%d failed), %d courses synced, %d removed\n", t.Passes, t.FailedPasses, t.CoursesSynced, t.CoursesRemoved)
+	fmt.Fprintf(w, "Totals:\t%s (%d failed), %s synced, %d removed\n", plural(t.Passes, "pass"), t.FailedPasses, plural(t.CoursesSynced, "course"), t.CoursesRemoved)
 	fmt.Fprintf(w, "\tblocks: %d fetched, %d reused in place, %d found moved, %d from patches\n", t.BlocksFetched, t.BlocksLocal, t.BlocksShifted, t.BlocksPatched)
 	fmt.Fprintf(w, "\treceived %s (%s of it patches)\n", humanize.IBytes(uint64(t.BytesFetched)), humanize.IBytes(uint64(t.PatchBytes)))
 	fmt.Fprintf(w, "\tfaults: %d blocks failed verification and were fetched again, %d truncated or corrupt responses\n", t.HashMismatches, t.BadStreams)
