@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"golang.org/x/text/message"
@@ -30,7 +31,8 @@ var pageNames = []string{"home", "search", "course", "item", "error"}
 // chosen by a link": the translation and link funcs are bound at start-up,
 // so a request only picks a ready template and never clones or parses one.
 type views struct {
-	sets []map[string]*template.Template // by variant(locale), then page
+	sets     []map[string]*template.Template // by variant(locale), then page
+	listings []*listing                      // by variant(locale)
 }
 
 func variant(l locale) int {
@@ -46,7 +48,7 @@ func (v *views) page(l locale, name string) *template.Template {
 }
 
 func newViews(tr *translator, a *assets) (*views, error) {
-	v := &views{sets: make([]map[string]*template.Template, 2*len(supported))}
+	v := &views{sets: make([]map[string]*template.Template, 2*len(supported)), listings: make([]*listing, 2*len(supported))}
 	for idx := range supported {
 		for _, explicit := range []bool{false, true} {
 			l := locale{idx: idx, explicit: explicit}
@@ -60,6 +62,7 @@ func newViews(tr *translator, a *assets) (*views, error) {
 				set[name] = t
 			}
 			v.sets[variant(l)] = set
+			v.listings[variant(l)] = newListing(tr.printer(l), l)
 		}
 	}
 	return v, nil
@@ -86,7 +89,7 @@ func funcs(p *message.Printer, l locale, a *assets) template.FuncMap {
 		"itemURL": func(course, item string) string {
 			return pageURL("/c/"+url.PathEscape(course)+"/i/"+url.PathEscape(item), hl)
 		},
-		"size":     func(n int64) string { return formatSize(p, n) },
+		"size":     newSizeFormat(p).format,
 		"kind":     func(k pack.Kind) string { return p.Sprintf(kindLabel(k)) },
 		"icon":     func(k pack.Kind) (string, error) { return a.url("kinds/" + kindIcon(k) + ".svg") },
 		"asset":    a.url,
@@ -160,20 +163,6 @@ func highlight(s string) template.HTML {
 	return template.HTML(b.String())
 }
 
-// formatSize uses decimal units, the ones phones show for storage.
-func formatSize(p *message.Printer, n int64) string {
-	switch {
-	case n < 1000:
-		return p.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return p.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return p.Sprintf("%.1f MB", float64(n)/1e6)
-	default:
-		return p.Sprintf("%.1f GB", float64(n)/1e9)
-	}
-}
-
 func kindLabel(k pack.Kind) string {
 	switch k {
 	case pack.KindVideo:
@@ -221,14 +210,37 @@ func loadAssets() (*assets, error) {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		a.files[strings.TrimPrefix(p, "static/")] = asset{data: data, hash: hex.EncodeToString(sum[:8])}
+		a.add(strings.TrimPrefix(p, "static/"), data)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load embedded assets: %w", err)
 	}
+	// The stylesheet names icons by their paths under static/; it gets
+	// their hashed addresses, and then its own hash covers theirs.
+	css := a.files["style.css"].data
+	var bad error
+	css = cssURL.ReplaceAllFunc(css, func(m []byte) []byte {
+		u, err := a.url(string(cssURL.FindSubmatch(m)[1]))
+		if err != nil {
+			bad = err
+			return m
+		}
+		return []byte("url(" + u + ")")
+	})
+	if bad != nil {
+		return nil, fmt.Errorf("load embedded assets: style.css: %w", bad)
+	}
+	a.add("style.css", css)
 	return a, nil
+}
+
+// cssURL matches the stylesheet's references to other embedded files.
+var cssURL = regexp.MustCompile(`url\(([a-z0-9/._-]+)\)`)
+
+func (a *assets) add(name string, data []byte) {
+	sum := sha256.Sum256(data)
+	a.files[name] = asset{data: data, hash: hex.EncodeToString(sum[:8])}
 }
 
 // url fails the page on an unknown name: the names come from our own
