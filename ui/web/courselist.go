@@ -31,24 +31,34 @@ import (
 
 // listing is what writing a course's items needs for one page variant.
 type listing struct {
-	size  *sizeFormat
-	lang  string // the portal's language tag
-	hl    string // "" unless the language was chosen by a link
-	kinds map[pack.Kind]string
+	size   *sizeFormat
+	lang   string // the portal's language tag
+	hl     string // "" unless the language was chosen by a link
+	labels map[pack.Kind]string
+	kinds  map[pack.Kind]string // labels, escaped
 }
 
 func newListing(p *message.Printer, l locale) *listing {
-	ls := &listing{size: newSizeFormat(p), lang: supported[l.idx].String(), kinds: map[pack.Kind]string{}}
+	ls := &listing{size: newSizeFormat(p), lang: supported[l.idx].String(), labels: map[pack.Kind]string{}, kinds: map[pack.Kind]string{}}
 	if l.explicit {
 		ls.hl = ls.lang
 	}
-	for _, k := range pack.Kinds {
-		ls.kinds[k] = html.EscapeString(p.Sprintf(kindLabel(k)))
+	for _, k := range append([]pack.Kind{""}, pack.Kinds...) {
+		ls.labels[k] = p.Sprintf(kindLabel(k))
+		ls.kinds[k] = html.EscapeString(ls.labels[k])
 	}
-	ls.kinds[""] = html.EscapeString(p.Sprintf(kindLabel("")))
 	return ls
 }
 
+// label is a kind's name in the portal's language.
+func (ls *listing) label(k pack.Kind) string {
+	if s, ok := ls.labels[k]; ok {
+		return s
+	}
+	return ls.labels[""]
+}
+
+// kind is label, escaped for HTML.
 func (ls *listing) kind(k pack.Kind) string {
 	if s, ok := ls.kinds[k]; ok {
 		return s

@@ -43,8 +43,8 @@ type cacheEntry struct {
 }
 
 const (
-	// pageCacheBytes bounds the cache: ~250 course pages of 200 items or
-	// ~3,500 item pages, both encodings, on a 1 GB box.
+	// pageCacheBytes bounds the cache: ~2,000 course pages of 200 items
+	// or ~6,000 item pages (kept compressed), on a 1 GB box.
 	pageCacheBytes = 8 << 20
 	// entryOverhead approximates the map, list and struct bytes per entry,
 	// so a flood of tiny pages is bounded too.

@@ -242,30 +242,39 @@ func (s *server) course(w http.ResponseWriter, r *http.Request) {
 		s.renderFailed(w, r, "course", err)
 		return
 	}
-	p := newPage(body, levelCached, true)
+	p := newPage(body, levelKept(len(body)), true)
 	// A page past the end of the course is empty and only reached by a
 	// made-up link: not worth a place in the cache.
 	if offset < c.ItemCount || page == 1 {
 		key.edition = c.Edition() // what was rendered, should the course have switched since
-		s.pages.put(key, p)
+		s.pages.put(key, p.kept())
 	}
 	s.send(w, r, l, http.StatusOK, p)
 }
 
+// itemPage is what item.tmpl shows. Links, labels and the choice of player
+// are worked out here rather than by template funcs and comparisons: each
+// of those is a call through reflection, and an item page is rendered on
+// every first view.
 type itemPage struct {
 	base
 	Course     *catalog.Course
 	Lesson     *catalog.Lesson
 	Item       catalog.Item
 	Prev, Next *catalog.Item
-	HasTrack   bool
-	Text       string // a plain-text document, shown in the page
-	TextCut    bool   // Text is only the beginning of the document
-	HTMLDoc    bool   // an HTML document, shown in a script-less frame
-	// Shown is false when the file's type is not one the box shows for its
-	// kind (mediatype.ForItem gave OctetStream): the page then offers only
-	// the download, and embeds nothing.
-	Shown bool
+
+	CourseURL, PrevURL, NextURL string // page links, carrying ?hl= when it was given
+	MediaURL, DownloadURL       string
+	TrackURL                    string // captions, when the item has WebVTT ones
+	ActivityURL                 string // the entry of an HTML5 activity
+	Icon, KindLabel, SizeLabel  string
+
+	// The player: Hint (the file cannot be shown), else the first true of
+	// Video, Audio, PDF, ActivityURL, EPUB, Text, HTMLDoc.
+	Hint, Video, Audio, PDF, EPUB bool
+	Text                          string // a plain-text document, shown in the page
+	TextCut                       bool   // Text is only the beginning of the document
+	HTMLDoc                       bool   // an HTML document, shown in a script-less frame
 }
 
 func (s *server) item(w http.ResponseWriter, r *http.Request) {
@@ -291,24 +300,50 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 	}
 	c := ic.Course
 	d := itemPage{Course: c, Lesson: &ic.Lesson, Item: ic.Item, Prev: ic.Prev, Next: ic.Next}
-	path, q := canonical(l, "/c/"+url.PathEscape(c.ID)+"/i/"+url.PathEscape(d.Item.ID), 1)
-	d.base = s.base(path, q, l, "item", d.Item.Title+" – "+c.Title)
+	it := &d.Item
+	coursePath := "/c/" + url.PathEscape(c.ID)
+	path, q := canonical(l, coursePath+"/i/"+url.PathEscape(it.ID), 1)
+	d.base = s.base(path, q, l, "item", it.Title+" – "+c.Title)
+	ls := s.views.listings[variant(l)]
+	d.CourseURL = pageURL(coursePath, ls.hl)
+	if d.Prev != nil {
+		d.PrevURL = pageURL(coursePath+"/i/"+url.PathEscape(d.Prev.ID), ls.hl)
+	}
+	if d.Next != nil {
+		d.NextURL = pageURL(coursePath+"/i/"+url.PathEscape(d.Next.ID), ls.hl)
+	}
+	file := url.PathEscape(c.ID) + "/" + url.PathEscape(it.ID)
+	d.MediaURL, d.DownloadURL = "/m/"+file, "/d/"+file
+	d.Icon, d.KindLabel, d.SizeLabel = s.views.icons[kindIcon(it.Kind)], ls.label(it.Kind), ls.size.format(it.Size)
 
 	cacheable := true
-	ctype := mediatype.ForItem(string(d.Item.Kind), d.Item.MIME, d.Item.Path)
-	d.Shown = ctype != mediatype.OctetStream
-	switch d.Item.Kind {
+	ctype := mediatype.ForItem(string(it.Kind), it.MIME, it.Path)
+	// A file whose type is not one the box shows for its kind
+	// (mediatype.ForItem gave OctetStream) is offered only for download:
+	// the page embeds nothing.
+	shown := ctype != mediatype.OctetStream
+	switch it.Kind {
 	case pack.KindVideo, pack.KindAudio:
-		d.HasTrack = hasCaptions(&d.Item)
+		d.Hint = !shown
+		d.Video, d.Audio = it.Kind == pack.KindVideo, it.Kind == pack.KindAudio
+		if hasCaptions(it) {
+			d.TrackURL = "/t/" + file
+		}
+	case pack.KindPDF:
+		d.Hint, d.PDF = !shown, true
+	case pack.KindHTML5:
+		d.ActivityURL = activityPath(c.ID, it.ID, it.Entry)
+	case pack.KindEPUB:
+		d.EPUB = true
 	case pack.KindDocument:
 		switch mediaBase(ctype) {
 		case "text/plain":
-			d.Text, d.TextCut, err = s.readText(d.Item.SHA256)
+			d.Text, d.TextCut, err = s.readText(it.SHA256)
 			if err != nil {
 				// Shown without its text this time; a repair (the same
 				// pack imported again, the same edition) must show it.
 				cacheable = false
-				s.log.Warn("cannot show document inline", "course", c.ID, "item", d.Item.ID, "err", err)
+				s.log.Warn("cannot show document inline", "course", c.ID, "item", it.ID, "err", err)
 			}
 		case "text/html":
 			d.HTMLDoc = true
@@ -319,10 +354,10 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 		s.renderFailed(w, r, "item", err)
 		return
 	}
-	p := newPage(body, levelCached, true)
+	p := newPage(body, levelKept(len(body)), true)
 	if cacheable {
 		key.edition = c.Edition()
-		s.pages.put(key, p)
+		s.pages.put(key, p.kept())
 	}
 	s.send(w, r, l, http.StatusOK, p)
 }

@@ -85,6 +85,17 @@ func TestPagesCompressed(t *testing.T) {
 			t.Errorf("%s: Vary %q / %q lacks Accept-Encoding", p, resp.Header.Get("Vary"), plain.Header.Get("Vary"))
 		}
 		checkPageHeaders(t, resp)
+		// Kept pages are kept compressed: a client without gzip gets the
+		// same page from the cache, inflated, with its length.
+		again, body2 := e.rawGet(p, nil)
+		if !bytes.Equal(body2, body) || again.Header.Get("Content-Length") != fmt.Sprint(len(body)) || again.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s asked again without gzip: %d bytes (Content-Length %q, Content-Encoding %q), want the %d of the first answer",
+				p, len(body2), again.Header.Get("Content-Length"), again.Header.Get("Content-Encoding"), len(body))
+		}
+		head, _ := e.do("HEAD", p, nil)
+		if head.StatusCode != plain.StatusCode || head.ContentLength != int64(len(body)) {
+			t.Errorf("HEAD %s: status %d, length %d; want %d, %d", p, head.StatusCode, head.ContentLength, plain.StatusCode, len(body))
+		}
 		if p == "/c/long" {
 			t.Logf("course page of 200 items: %d bytes, %d compressed", len(body), len(gz))
 		}
@@ -437,4 +448,30 @@ func TestSizeFormat(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPageCacheBounded: whatever is put in, the cache holds at most its
+// budget, forgets the least recently used first, and keeps no page larger
+// than a sixteenth of it.
+func TestPageCacheBounded(t *testing.T) {
+	const max = 64 << 10
+	c := newPageCache(max)
+	page := func(n int) *rendered { return &rendered{gz: make([]byte, n), size: 10 * n, etag: `W/"x"`} }
+	key := func(i int) pageKey { return pageKey{course: "c", item: fmt.Sprint(i)} }
+	for i := range 1000 {
+		c.put(key(i), page(1000))
+		c.get(key(0)) // used all along: kept over pages put since
+		if _, size := c.bytes(); size > max {
+			t.Fatalf("after %d pages the cache holds %d bytes, over its %d", i+1, size, max)
+		}
+	}
+	if c.get(key(999)) == nil || c.get(key(1)) != nil || c.get(key(0)) == nil {
+		t.Error("the cache forgot recently used pages before older ones")
+	}
+	c.put(key(-1), page(max/16))
+	if c.get(key(-1)) != nil {
+		t.Error("the cache kept a page of a sixteenth of its budget")
+	}
+	n, size := c.bytes()
+	t.Logf("%d pages of 1,000 bytes kept, %d bytes counted", n, size)
 }

@@ -14,26 +14,49 @@ import (
 
 // rendered is a page ready to send: the HTML, its gzip encoding and a
 // validator. Pages are sent compressed to every browser that accepts gzip
-// (all of them): a course page of 200 items is ~5 KB on the wire instead of
+// (all of them): a course page of 200 items is ~4 KB on the wire instead of
 // ~30 KB, which is what counts on a school's shared Wi-Fi. kiwix-serve does
 // the same for its pages.
 type rendered struct {
-	body []byte
+	body []byte // the HTML; nil in a kept page that has gz
 	gz   []byte // nil when compression would not shrink the page
+	size int    // of the HTML
 	etag string // weak: both encodings of the page share it
 }
 
-// Compression levels: a page kept in the page cache is compressed once and
-// sent many times, so it gets the better ratio; a page rendered for one
-// answer (home, search, errors) gets the fastest level, which still
-// shrinks HTML five- to tenfold.
+// kept is the page as the page cache keeps it: compressed only, when it
+// compresses. A kept course page is then ~4 KB instead of ~35 KB, so the
+// cache holds every page of a 50,000-item course's listing and thousands
+// of item pages; a client that takes no gzip (not a browser) gets the page
+// inflated on the way out, ~40 µs for a course page.
+func (p *rendered) kept() *rendered {
+	if p.gz == nil {
+		return p
+	}
+	return &rendered{gz: p.gz, size: p.size, etag: p.etag}
+}
+
+// Compression levels, measured on the portal's pages (klauspost/compress,
+// pooled writers): the fastest level costs 13 µs for a 2 KB item page and
+// 39 µs for a 34 KB course page; the default level 17 µs and 75 µs, for
+// 7 % fewer bytes on the course page and 3 % on the item page. A kept page
+// is compressed once and sent many times, so a large one gets the better
+// ratio; a small one, mostly a page's first view, the faster level, as do
+// pages rendered for one answer (home, search, errors).
 const (
-	levelCached = gzip.DefaultCompression
-	levelOnce   = gzip.BestSpeed
+	levelOnce = gzip.BestSpeed
 	// minGzip: below this a page is sent as it is; the gzip header and a
 	// second buffer would cost more than the bytes saved.
 	minGzip = 1 << 10
 )
+
+// levelKept is the level for a page that will be kept.
+func levelKept(size int) int {
+	if size >= 16<<10 {
+		return gzip.DefaultCompression
+	}
+	return gzip.BestSpeed
+}
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
@@ -45,7 +68,7 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // copy of one page); a cryptographic hash would cost a Pi without SHA
 // instructions ~0.3 ms per course page for nothing.
 func newPage(body []byte, level int, compress bool) *rendered {
-	p := &rendered{body: body, etag: etag(body)}
+	p := &rendered{body: body, size: len(body), etag: etag(body)}
 	if compress && len(body) >= minGzip {
 		var buf bytes.Buffer
 		buf.Grow(len(body) / 4)
@@ -128,13 +151,10 @@ func qZero(params string) bool {
 // noneMatch reports whether a conditional request's If-None-Match lists
 // etag (weak comparison, as RFC 9110 asks for If-None-Match) or is "*".
 func noneMatch(r *http.Request, etag string) bool {
-	want := strings.TrimPrefix(etag, "W/")
+	strong := strings.TrimPrefix(etag, "W/")
 	for _, v := range r.Header.Values("If-None-Match") {
-		for t := range strings.SplitSeq(v, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == want {
-				return true
-			}
+		if etagMatches(v, strong) {
+			return true
 		}
 	}
 	return false
@@ -172,9 +192,36 @@ func (s *server) send(w http.ResponseWriter, r *http.Request, l locale, status i
 		body = p.gz
 		h.Set("Content-Encoding", "gzip")
 	}
+	if body == nil {
+		h.Set("Content-Length", strconv.Itoa(p.size))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			inflate(w, p.gz)
+		}
+		return
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
+}
+
+var gunzipPool sync.Pool
+
+// inflate writes the HTML of a kept page. The page was compressed by this
+// process, so a failure can only be the client going away mid-answer.
+func inflate(w io.Writer, gz []byte) {
+	zr, ok := gunzipPool.Get().(*gzip.Reader)
+	var err error
+	if ok {
+		err = zr.Reset(bytes.NewReader(gz))
+	} else {
+		zr, err = gzip.NewReader(bytes.NewReader(gz))
+	}
+	if err != nil {
+		return
+	}
+	io.Copy(w, zr)
+	gunzipPool.Put(zr)
 }

@@ -33,6 +33,7 @@ var pageNames = []string{"home", "search", "course", "item", "error"}
 type views struct {
 	sets     []map[string]*template.Template // by variant(locale), then page
 	listings []*listing                      // by variant(locale)
+	icons    map[string]string               // kindIcon → the icon's address
 }
 
 func variant(l locale) int {
@@ -48,11 +49,28 @@ func (v *views) page(l locale, name string) *template.Template {
 }
 
 func newViews(tr *translator, a *assets) (*views, error) {
-	v := &views{sets: make([]map[string]*template.Template, 2*len(supported)), listings: make([]*listing, 2*len(supported))}
+	v := &views{sets: make([]map[string]*template.Template, 2*len(supported)), listings: make([]*listing, 2*len(supported)), icons: map[string]string{}}
+	for _, k := range append([]pack.Kind{""}, pack.Kinds...) {
+		u, err := a.url("kinds/" + kindIcon(k) + ".svg")
+		if err != nil {
+			return nil, fmt.Errorf("kind icons: %w", err)
+		}
+		v.icons[kindIcon(k)] = u
+	}
 	for idx := range supported {
 		for _, explicit := range []bool{false, true} {
 			l := locale{idx: idx, explicit: explicit}
 			fm := funcs(tr.printer(l), l, a)
+			parts, err := chrome(fm)
+			if err != nil {
+				return nil, err
+			}
+			fm["chrome"] = func(name string) (template.HTML, error) {
+				if h, ok := parts[name]; ok {
+					return h, nil
+				}
+				return "", fmt.Errorf("no chrome part %q", name)
+			}
 			set := map[string]*template.Template{}
 			for _, name := range pageNames {
 				t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.tmpl", "templates/"+name+".tmpl")
@@ -66,6 +84,28 @@ func newViews(tr *translator, a *assets) (*views, error) {
 		}
 	}
 	return v, nil
+}
+
+// chromeParts are the templates of chrome.tmpl.
+var chromeParts = []string{"head", "links", "top", "top-end", "footer"}
+
+// chrome renders the parts of the layout that depend only on the language
+// variant whose funcs fm holds, once.
+func chrome(fm template.FuncMap) (map[string]template.HTML, error) {
+	fm["chrome"] = func(string) template.HTML { return "" } // parts do not nest
+	t, err := template.New("chrome").Funcs(fm).ParseFS(templateFS, "templates/chrome.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("parse template chrome: %w", err)
+	}
+	parts := map[string]template.HTML{}
+	for _, name := range chromeParts {
+		var b strings.Builder
+		if err := t.ExecuteTemplate(&b, name, nil); err != nil {
+			return nil, fmt.Errorf("render chrome %s: %w", name, err)
+		}
+		parts[name] = template.HTML(b.String())
+	}
+	return parts, nil
 }
 
 // funcs are the template functions for one locale. Page links carry ?hl=
@@ -95,16 +135,6 @@ func funcs(p *message.Printer, l locale, a *assets) template.FuncMap {
 		"asset":    a.url,
 		"langName": languageName,
 		"snippet":  highlight,
-		"mediaURL": func(course, item string) string {
-			return "/m/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"downloadURL": func(course, item string) string {
-			return "/d/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"trackURL": func(course, item string) string {
-			return "/t/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"activityURL": activityPath,
 	}
 }
 

@@ -26,6 +26,12 @@
 //
 // Every page takes ?hl=en or ?hl=fr to choose the portal's language;
 // otherwise the browser's Accept-Language decides.
+//
+// Pages are sent gzipped to browsers that take it, with a validator, so an
+// unchanged page costs a 304 (respond.go). Course and item pages are kept
+// rendered under their course's edition, which each view asks the catalog
+// for, so a page seen before costs one lookup and a version switch is seen
+// at the next view (pagecache.go).
 package web
 
 import (
