@@ -144,8 +144,8 @@ func scaleURLs(dir, course, book string, n, sample int) error {
 // counts only if it answered 200 with its whole body; requests still in
 // flight at the end are finished and counted if they began in time. With
 // -gzip it asks for pages as browsers do ("Accept-Encoding: gzip, deflate,
-// br") and counts the bytes as they came, compressed or not; without, it
-// asks for no compression. Bytes are the body's; header bytes are counted
+// br", and an Accept-Language) and counts the bytes as they came,
+// compressed or not; without, it asks for no compression. Bytes are the body's; header bytes are counted
 // apart (each header line as HTTP/1.1 sends it), since both servers send
 // different headers.
 func pageLoad(args []string) error {
@@ -245,6 +245,7 @@ func fetchPage(hc *http.Client, url string, gz bool) (fetched, error) {
 	}
 	if gz {
 		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+		req.Header.Set("Accept-Language", "en-US,en;q=0.9")
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

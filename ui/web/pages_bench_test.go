@@ -106,11 +106,11 @@ func BenchmarkCoursePage(b *testing.B) {
 	benchVariants(b, h, paths)
 }
 
-// benchVariants runs the paths as browsers ask for them (gzip), as a client
-// that takes no compression does, and with the page cache off (every page
+// benchVariants runs the paths as browsers ask for them (gzip, a language),
+// as a client that takes no compression does, and with the page cache off (every page
 // rendered), which is what the first view of a page costs.
 func benchVariants(b *testing.B, h http.Handler, paths []string) {
-	gz := http.Header{"Accept-Encoding": {"gzip, deflate, br"}}
+	gz := http.Header{"Accept-Encoding": {"gzip, deflate, br"}, "Accept-Language": {"en-US,en;q=0.9"}}
 	b.Run("gzip", func(b *testing.B) { benchPages(b, h, paths, gz) })
 	b.Run("identity", func(b *testing.B) { benchPages(b, h, paths, nil) })
 	b.Run("uncached", func(b *testing.B) {

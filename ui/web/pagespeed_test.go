@@ -242,7 +242,8 @@ func TestPageCost(t *testing.T) {
 	serve := func(p string) {
 		w := &countingWriter{h: http.Header{}}
 		r := httptest.NewRequest("GET", p, nil)
-		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set("Accept-Encoding", "gzip, deflate, br")
+		r.Header.Set("Accept-Language", "fr-FR,fr;q=0.9,en;q=0.8")
 		h.ServeHTTP(w, r)
 		if w.status != 200 {
 			t.Fatalf("%s: status %d", p, w.status)
@@ -474,4 +475,35 @@ func TestPageCacheBounded(t *testing.T) {
 	}
 	n, size := c.bytes()
 	t.Logf("%d pages of 1,000 bytes kept, %d bytes counted", n, size)
+}
+
+// TestLanguageMemoBounded: the remembered Accept-Language headers stay
+// bounded in number and size whatever strangers send, and a remembered
+// header chooses what it chose the first time.
+func TestLanguageMemoBounded(t *testing.T) {
+	tr, err := newTranslator("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 * seenLanguagesMax {
+		tr.fromHeader(fmt.Sprintf("fr-x-%d", i))
+		tr.fromHeader(strings.Repeat("fr,", 1000) + fmt.Sprint(i))
+		tr.mu.Lock()
+		n, long := len(tr.seen), 0
+		for k := range tr.seen {
+			long = max(long, len(k))
+		}
+		tr.mu.Unlock()
+		if n > seenLanguagesMax || long > seenHeaderMax {
+			t.Fatalf("after %d headers: %d remembered, the longest %d bytes", i+1, n, long)
+		}
+	}
+	for range 2 {
+		if got := tr.fromHeader("fr-CA,fr;q=0.9,en;q=0.5"); supported[got].String() != "fr" {
+			t.Errorf("fr-CA chose %s", supported[got])
+		}
+		if got := tr.fromHeader("de-DE"); got != tr.def {
+			t.Errorf("de-DE chose %s, want the default", supported[got])
+		}
+	}
 }
