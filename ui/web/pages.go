@@ -242,7 +242,7 @@ func (s *server) course(w http.ResponseWriter, r *http.Request) {
 		s.renderFailed(w, r, "course", err)
 		return
 	}
-	p := newPage(body, levelKept(len(body)), true)
+	p := newPage(body, levelKept, true)
 	// A page past the end of the course is empty and only reached by a
 	// made-up link: not worth a place in the cache.
 	if offset < c.ItemCount || page == 1 {
@@ -354,7 +354,7 @@ func (s *server) item(w http.ResponseWriter, r *http.Request) {
 		s.renderFailed(w, r, "item", err)
 		return
 	}
-	p := newPage(body, levelKept(len(body)), true)
+	p := newPage(body, levelKept, true)
 	if cacheable {
 		key.edition = c.Edition()
 		s.pages.put(key, p.kept())
