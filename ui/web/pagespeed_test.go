@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -504,6 +505,73 @@ func TestLanguageMemoBounded(t *testing.T) {
 		}
 		if got := tr.fromHeader("de-DE"); got != tr.def {
 			t.Errorf("de-DE chose %s, want the default", supported[got])
+		}
+	}
+}
+
+// TestPagesDuringSwitch: pages asked for by many browsers while a new
+// version commits are each the old version's or the new one's, never a
+// mix, and once the commit has returned every page is the new one's.
+func TestPagesDuringSwitch(t *testing.T) {
+	e := newEnv(t)
+	e.commit(longCourse(450, "Old"))
+	paths := []string{"/c/long", "/c/long?page=2", "/c/long?page=3&hl=fr", "/c/long/i/i007", "/c/long/i/i300?hl=fr"}
+	check := func(p, page string, wantNew bool) error {
+		old, nw := strings.Contains(page, "Old "), strings.Contains(page, "New ")
+		if old == nw || wantNew && !nw {
+			return fmt.Errorf("%s: old titles %v, new titles %v (want new: %v)", p, old, nw, wantNew)
+		}
+		return nil
+	}
+	// get is rawGet for other goroutines, which must not stop the test.
+	get := func(p string) (string, error) {
+		resp, err := e.srv.Client().Get(e.srv.URL + p) // the client inflates gzip
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("%s: status %d", p, resp.StatusCode)
+		}
+		return string(b), err
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Go(func() {
+			for i := 0; i < 400; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := paths[(c+i)%len(paths)]
+				page, err := get(p)
+				if err == nil {
+					err = check(p, page, false)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	m, files := longCourse(450, "New")
+	m.Version = 2
+	e.commit(m, files)
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, p := range paths {
+		_, page := e.rawGet(p, nil)
+		if err := check(p, string(page), true); err != nil {
+			t.Error(err)
 		}
 	}
 }
