@@ -11,8 +11,9 @@
 #   d. sync: bytes on the wire for four course updates vs `rsync -az`, and
 #      hub CPU per GB served;
 #   e. scale: item and course pages of courses of 1,000, 10,000 and 50,000
-#      HTML pages, outpost vs kiwix-serve serving a ZIM of the same pages,
-#      and the peak memory of importing each course.
+#      HTML pages (compressed as browsers ask, and not; and first views),
+#      outpost vs kiwix-serve serving a ZIM of the same pages, and the peak
+#      memory of importing each course.
 # BENCH_ONLY=a (or e) runs that section alone; BENCH_DURATION sets each load
 # run's length; BENCH_SCALE_SIZES the course sizes of section e.
 # BENCH_BASELINE=/path/to/an/older/outpost adds that build to section a's
@@ -86,12 +87,14 @@ go build -trimpath -o "$WORK/benchtool" ./scripts/benchtool
 BT=$WORK/benchtool
 
 ###############################################################################
-# run_pages NAME PID BASE URLFILE: one page-load run of DURATION against one
-# server, its figures kept as NAME.txt and the server's CPU seconds as NAME.cpu.
+# run_pages NAME PID BASE URLFILE [ARGS...]: one page-load run of DURATION
+# against one server, its figures kept as NAME.txt and the server's CPU
+# seconds as NAME.cpu; ARGS go to benchtool pageload (-gzip).
 run_pages() {
   local name=$1 pid=$2 base=$3 urls=$4 t0 t1
+  shift 4
   t0=$(ticks "$pid")
-  taskset -c 1 "$BT" pageload -base "$base" -urls "$urls" -clients 8 -duration "$DURATION" >"$name.txt" 2>"$name.err" ||
+  taskset -c 1 "$BT" pageload -base "$base" -urls "$urls" -clients 8 -duration "$DURATION" "$@" >"$name.txt" 2>"$name.err" ||
     { echo "bench: page load $name failed:" >&2; cat "$name.err" >&2; exit 1; }
   t1=$(ticks "$pid")
   awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$name.cpu"
@@ -111,8 +114,10 @@ kv() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 # it alone, before the long sections).
 section_e() {
   section "e. scale: pages of 1,000 / 10,000 / 50,000-page courses vs kiwix-serve; import memory"
-  local E=$WORK/scale n d OP KP OPID KPID round kind srv base pid t0
+  local E=$WORK/scale n d OP KP OPID KPID round kind enc c flag srv base pid t0
   local sizes=${BENCH_SCALE_SIZES:-1000 10000 50000}
+  # page kind:encoding, each run against both servers in each round
+  local E_CASES="item:gzip item:identity course:gzip course:identity first:gzip"
   echo "load at start of e: $(cut -d' ' -f1-3 /proc/loadavg)"
   for n in $sizes; do
     d=$E/$n
@@ -152,11 +157,16 @@ section_e() {
       [ "$srv" = kiwix ] && base=http://127.0.0.1:$KP
       taskset -c 1 "$BT" pageload -base "$base" -urls "$d/$srv-item.txt" -clients 8 -duration 2s >/dev/null
     done
-    # Back to back and alternating, so the machine's other load hits both.
+    # Back to back and alternating, so the machine's other load hits both;
+    # each page as browsers ask for it (gzip) and uncompressed; first views
+    # as browsers ask.
     for round in 1 2; do
-      for kind in item course; do
-        run_pages "$d/outpost-$kind-$round" "$OPID" "http://127.0.0.1:$OP" "$d/outpost-$kind.txt"
-        run_pages "$d/kiwix-$kind-$round" "$KPID" "http://127.0.0.1:$KP" "$d/kiwix-$kind.txt"
+      for c in $E_CASES; do
+        kind=${c%:*} enc=${c#*:}
+        flag=()
+        [ "$enc" = gzip ] && flag=(-gzip)
+        run_pages "$d/outpost-$kind-$enc-$round" "$OPID" "http://127.0.0.1:$OP" "$d/outpost-$kind.txt" "${flag[@]}"
+        run_pages "$d/kiwix-$kind-$enc-$round" "$KPID" "http://127.0.0.1:$KP" "$d/kiwix-$kind.txt" "${flag[@]}"
       done
     done
     kill -TERM "$OPID" "$KPID" 2>/dev/null || true
@@ -169,30 +179,38 @@ section_e() {
   printf 'packed by zimwriterfs (defaults) for kiwix-serve (defaults). 8 keep-alive clients, %s a run, server on core 0,\n' "$DURATION"
   printf 'load generator (benchtool pageload) on core 1. item: the same 2,000 random pages for both (outpost: the item\n'
   printf 'page /c/COURSE/i/ITEM; kiwix-serve: the article /BOOK/PATH); course: every page of the portal'"'"'s paged listing\n'
-  printf '(200 items each) vs kiwix-serve'"'"'s welcome page (a list of the first 200 pages).\n\n'
-  printf '| pages | page | run | server | pages/s | p50 ms | p95 ms | p99 ms | bytes/page | server CPU | pages/s vs kiwix-serve |\n'
-  printf '|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
+  printf '(200 items each) vs kiwix-serve'"'"'s welcome page (a list of the first 200 pages); first: every item page in\n'
+  printf 'course order, the 8 clients starting evenly spaced, so that from 10,000 pages on most views are a page'"'"'s first.\n'
+  printf 'enc: gzip asks as browsers do (Accept-Encoding: gzip, deflate, br; Accept-Language: en-US,en;q=0.9), identity\n'
+  printf 'asks for no compression and no language.\n'
+  printf 'body B: bytes of the body as sent; hdr B: bytes of the response headers.\n\n'
+  printf '| pages | page | enc | run | server | pages/s | p50 ms | p95 ms | p99 ms | body B | hdr B | server CPU | pages/s vs kiwix-serve |\n'
+  printf '|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
   for n in $sizes; do
-    for kind in item course; do
+    for c in $E_CASES; do
+      kind=${c%:*} enc=${c#*:}
       for round in 1 2; do
         for srv in outpost kiwix; do
-          f=$E/$n/$srv-$kind-$round.txt
+          f=$E/$n/$srv-$kind-$enc-$round.txt
           label=$srv
           [ "$srv" = kiwix ] && label=kiwix-serve
-          awk -v n="$n" -v k="$kind" -v r="$round" -v l="$label" -v pps="$(kv "$f" pages_per_s)" -v p50="$(kv "$f" p50_ms)" \
-            -v p95="$(kv "$f" p95_ms)" -v p99="$(kv "$f" p99_ms)" -v b="$(kv "$f" bytes_per_page)" -v s="$(kv "$f" seconds)" \
-            -v cpu="$(cat "$E/$n/$srv-$kind-$round.cpu")" -v base="$(kv "$E/$n/kiwix-$kind-$round.txt" pages_per_s)" -v e="$(kv "$f" errors)" \
-            'BEGIN { printf "| %d | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %d | %.0f%% | %.2fx |\n", n, k, r, l, pps, p50, p95, p99, b, 100*cpu/s, pps/base; if (e > 0) printf "(%s: %d errors)\n", l, e }'
+          awk -v n="$n" -v k="$kind" -v enc="$enc" -v r="$round" -v l="$label" -v pps="$(kv "$f" pages_per_s)" -v p50="$(kv "$f" p50_ms)" \
+            -v p95="$(kv "$f" p95_ms)" -v p99="$(kv "$f" p99_ms)" -v b="$(kv "$f" bytes_per_page)" -v hb="$(kv "$f" header_bytes_per_page)" -v s="$(kv "$f" seconds)" \
+            -v cpu="$(cat "$E/$n/$srv-$kind-$enc-$round.cpu")" -v base="$(kv "$E/$n/kiwix-$kind-$enc-$round.txt" pages_per_s)" -v e="$(kv "$f" errors)" \
+            'BEGIN { printf "| %d | %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %.0f%% | %.2fx |\n", n, k, enc, r, l, pps, p50, p95, p99, b, hb, 100*cpu/s, pps/base; if (e > 0) printf "(%s: %d errors)\n", l, e }'
         done
       done
     done
   done
   echo
-  for kind in item course; do
+  for c in $E_CASES; do
+    kind=${c%:*} enc=${c#*:}
     for n in $sizes; do
-      awk -v n="$n" -v k="$kind" -v o1="$(kv "$E/$n/outpost-$kind-1.txt" pages_per_s)" -v o2="$(kv "$E/$n/outpost-$kind-2.txt" pages_per_s)" \
-        -v k1="$(kv "$E/$n/kiwix-$kind-1.txt" pages_per_s)" -v k2="$(kv "$E/$n/kiwix-$kind-2.txt" pages_per_s)" \
-        'BEGIN { printf "%s pages, %d-page course: outpost %.0f pages/s, kiwix-serve %.0f pages/s, outpost/kiwix-serve %.2fx (mean of both rounds)\n", k, n, (o1+o2)/2, (k1+k2)/2, (o1/k1 + o2/k2)/2 }'
+      awk -v n="$n" -v k="$kind" -v enc="$enc" -v o1="$(kv "$E/$n/outpost-$kind-$enc-1.txt" pages_per_s)" -v o2="$(kv "$E/$n/outpost-$kind-$enc-2.txt" pages_per_s)" \
+        -v k1="$(kv "$E/$n/kiwix-$kind-$enc-1.txt" pages_per_s)" -v k2="$(kv "$E/$n/kiwix-$kind-$enc-2.txt" pages_per_s)" \
+        -v ob="$(kv "$E/$n/outpost-$kind-$enc-1.txt" bytes_per_page)" -v kb="$(kv "$E/$n/kiwix-$kind-$enc-1.txt" bytes_per_page)" \
+        -v oh="$(kv "$E/$n/outpost-$kind-$enc-1.txt" header_bytes_per_page)" -v kh="$(kv "$E/$n/kiwix-$kind-$enc-1.txt" header_bytes_per_page)" \
+        'BEGIN { printf "%s pages (%s), %d-page course: outpost %.0f pages/s, kiwix-serve %.0f pages/s, outpost/kiwix-serve %.2fx (mean of both rounds); %d vs %d bytes a page with headers\n", k, enc, n, (o1+o2)/2, (k1+k2)/2, (o1/k1 + o2/k2)/2, ob+oh, kb+kh }'
     done
   done
   printf '\nImport of each course (outpost content import, a folder pack, page cache warm); peak RSS is the\n'

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"outpost/content/mediatype"
@@ -31,6 +32,9 @@ var ErrConflict = errors.New("course version already present with different cont
 type Catalog struct {
 	db  *sql.DB
 	now func() time.Time
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // the page queries, prepared on first use
 }
 
 // New returns a catalog over an already migrated database.
@@ -38,8 +42,11 @@ func New(db *sql.DB) *Catalog { return &Catalog{db: db, now: time.Now} }
 
 // Course is one visible course version.
 type Course struct {
-	ID          string
-	Version     int64
+	ID      string
+	Version int64
+	// Sum is the SHA-256 of the version's manifest; with Version it is the
+	// course's Edition.
+	Sum         string
 	Title       string
 	Description string
 	Language    string
@@ -50,6 +57,9 @@ type Course struct {
 	ImportedAt  time.Time
 	Lessons     []Lesson // filled by Course, not by Courses
 }
+
+// Edition returns the course's edition.
+func (co *Course) Edition() Edition { return Edition{Version: co.Version, Sum: co.Sum} }
 
 // Lesson is an ordered group of items.
 type Lesson struct {

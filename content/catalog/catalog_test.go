@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"testing"
 
 	"outpost/appliance/database/databasetest"
@@ -81,4 +82,50 @@ func FuzzSearch(f *testing.F) {
 			t.Fatalf("search %q: %v", q, err)
 		}
 	})
+}
+
+// TestEdition: a course's edition changes whenever what it shows may:
+// with a new version, and with the same version number imported again
+// with other content after a removal (the number alone would say nothing
+// changed, and a page kept under it would show the removed pack).
+func TestEdition(t *testing.T) {
+	ctx := context.Background()
+	c := New(databasetest.Open(t))
+	if _, err := c.Edition(ctx, "big"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("edition of a course not on the box: %v, want ErrNotFound", err)
+	}
+	commit := func(m *pack.Manifest) Edition {
+		t.Helper()
+		raw, _ := m.Marshal()
+		if _, err := c.Commit(ctx, m, raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		e, err := c.Edition(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		co, err := c.CourseWindow(ctx, m.ID, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if co.Edition() != e {
+			t.Errorf("the course says edition %v, Edition %v", co.Edition(), e)
+		}
+		return e
+	}
+	first := commit(largeManifest("big", 20))
+	m := largeManifest("big", 20)
+	m.Version = 2
+	second := commit(m)
+	if second == first || second.Version != 2 {
+		t.Errorf("version 2's edition %v, version 1's %v", second, first)
+	}
+	if err := c.Remove(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	m = largeManifest("big", 21)
+	m.Version = 2
+	if again := commit(m); again == second || again.Version != 2 {
+		t.Errorf("other content under version 2: edition %v, the removed one's %v", again, second)
+	}
 }

@@ -50,9 +50,9 @@ func TestPageQueriesUseIndexes(t *testing.T) {
 		{"course summary", qCourseSummary, []any{"big"}},
 		{"course window items", qWindowItems, []any{"big", 1, 200, 200}},
 		{"course window lessons", qWindowLessons, []any{"big", 1, 20, 39}},
-		{"item", qItem, []any{"big", 1, "i250"}},
-		{"item lesson", qLesson, []any{"big", 1, 25}},
-		{"neighbour", qItemAt, []any{"big", 1, 251}},
+		{"course edition", qEdition, []any{"big"}},
+		{"item and its lesson", qItemInLesson, []any{"big", 1, "i250"}},
+		{"neighbours", qNeighbours, []any{"big", 1, 249, 251}},
 		{"media item", qVisibleItem, []any{"big", "i250", "big"}},
 		{"file", qVisibleFile, []any{"big", "a.txt"}},
 	}

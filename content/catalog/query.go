@@ -32,7 +32,7 @@ const visibleCourse = `FROM courses c JOIN course_versions v ON v.course_id = c.
 // courseCols are a course's summary, all stored in its course_versions row
 // (counts included, computed at commit): no page pays for the size of a
 // course to show its header.
-const courseCols = `v.course_id, v.version, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at, v.item_count, v.bytes`
+const courseCols = `v.course_id, v.version, v.manifest_sha256, v.title, v.description, v.language, v.subjects, v.grades, v.imported_at, v.item_count, v.bytes`
 
 // Courses lists visible courses, by title.
 func (c *Catalog) Courses(ctx context.Context, f Filter) ([]Course, error) {
@@ -40,7 +40,7 @@ func (c *Catalog) Courses(ctx context.Context, f Filter) ([]Course, error) {
 	where, args := f.where()
 	q += where + ` ORDER BY v.title COLLATE NOCASE, v.course_id LIMIT ? OFFSET ?`
 	args = append(args, f.limit(), f.Offset)
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list courses: %w", err)
 	}
@@ -79,7 +79,7 @@ func scanCourse(r scanner) (*Course, error) {
 	var co Course
 	var subjects, grades string
 	var at int64
-	if err := r.Scan(&co.ID, &co.Version, &co.Title, &co.Description, &co.Language, &subjects, &grades, &at, &co.ItemCount, &co.Bytes); err != nil {
+	if err := r.Scan(&co.ID, &co.Version, &co.Sum, &co.Title, &co.Description, &co.Language, &subjects, &grades, &at, &co.ItemCount, &co.Bytes); err != nil {
 		return nil, err
 	}
 	_ = json.Unmarshal([]byte(subjects), &co.Subjects)
@@ -107,7 +107,7 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 	if offset < 0 {
 		offset = 0
 	}
-	irows, err := c.db.QueryContext(ctx, qWindowItems, co.ID, co.Version, offset, limit)
+	irows, err := c.query(ctx, qWindowItems, co.ID, co.Version, offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read items of %s: %w", id, err)
 	}
@@ -133,7 +133,7 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 		q = qWindowLessons
 		args = append(args, items[0].Lesson, items[len(items)-1].Lesson)
 	}
-	lrows, err := c.db.QueryContext(ctx, q, args...)
+	lrows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read lessons of %s: %w", id, err)
 	}
@@ -163,22 +163,71 @@ func (c *Catalog) CourseWindow(ctx context.Context, id string, offset, limit int
 // rows through an index, whatever the size of the course.
 const (
 	qCourseSummary = `SELECT ` + courseCols + ` ` + visibleCourse + ` WHERE c.id = ?`
+	qEdition       = `SELECT v.version, v.manifest_sha256 ` + visibleCourse + ` WHERE c.id = ?`
 	// qWindowItems reads a window of a course by position; pos < 0 never
 	// matches, limit < 0 means no limit.
 	qWindowItems   = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND pos >= ? ORDER BY pos LIMIT ?`
 	qWindowLessons = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx BETWEEN ? AND ? ORDER BY idx`
 	qAllLessons    = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? ORDER BY idx`
-	qItem          = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND item_id = ?`
-	qItemAt        = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND pos = ?`
-	qLesson        = `SELECT idx, lesson_id, title FROM lessons WHERE course_id = ? AND version = ? AND idx = ?`
-	qVisibleItem   = `SELECT ` + itemCols + ` FROM items i WHERE i.course_id = ? AND i.item_id = ?
+	// qItemInLesson is an item with its lesson: one lookup by item id, one
+	// by the lesson's primary key.
+	// (The item's columns are itemCols, qualified.)
+	qItemInLesson = `SELECT i.course_id, i.item_id, i.kind, i.title, i.path, i.sha256, i.size, i.mime, i.entry, i.text_path, i.lesson_idx, i.idx, i.pos,
+		l.idx, l.lesson_id, l.title FROM items i
+		JOIN lessons l ON l.course_id = i.course_id AND l.version = i.version AND l.idx = i.lesson_idx
+		WHERE i.course_id = ? AND i.version = ? AND i.item_id = ?`
+	// qNeighbours are the items just before and after a position: two
+	// lookups in the position index.
+	qNeighbours  = `SELECT ` + itemCols + ` FROM items WHERE course_id = ? AND version = ? AND pos IN (?, ?) ORDER BY pos`
+	qVisibleItem = `SELECT ` + itemCols + ` FROM items i WHERE i.course_id = ? AND i.item_id = ?
 		AND i.version = (SELECT current_version FROM courses WHERE id = ?)`
 	qVisibleFile = `SELECT vf.sha256, vf.size FROM version_files vf JOIN courses c ON c.id = vf.course_id AND c.current_version = vf.version
 		WHERE vf.course_id = ? AND vf.path = ?`
 )
 
+// query and queryRow run a portal query through a statement prepared once
+// per catalog (database/sql then prepares it once per pooled connection):
+// parsing and planning a statement anew cost a quarter of an item page's
+// CPU. Only queries written in this file come here, a few shapes each
+// (filters add fixed conditions; what a user types is always an argument),
+// so the statements kept are bounded by the code, not by requests.
+func (c *Catalog) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *Catalog) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		// A Row cannot carry an error of its own; an unprepared query
+		// reports the same error from Scan.
+		return c.db.QueryRowContext(ctx, q, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (c *Catalog) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare page query: %w", err)
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
 func (c *Catalog) courseSummary(ctx context.Context, id string) (*Course, error) {
-	co, err := scanCourse(c.db.QueryRowContext(ctx, qCourseSummary, id))
+	co, err := scanCourse(c.queryRow(ctx, qCourseSummary, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("course %s: %w", id, ErrNotFound)
 	}
@@ -186,6 +235,30 @@ func (c *Catalog) courseSummary(ctx context.Context, id string) (*Course, error)
 		return nil, fmt.Errorf("read course %s: %w", id, err)
 	}
 	return co, nil
+}
+
+// Edition identifies what a course's visible version holds: its version
+// number and the SHA-256 of its manifest. The number alone is not enough:
+// a course removed and imported again may carry the same number with other
+// content. Whatever is derived from a course version alone (a rendered
+// page) may be kept under its edition.
+type Edition struct {
+	Version int64
+	Sum     string
+}
+
+// Edition returns the edition of a course's visible version: one lookup by
+// primary key, cheap enough to ask on every page view.
+func (c *Catalog) Edition(ctx context.Context, id string) (Edition, error) {
+	var e Edition
+	err := c.queryRow(ctx, qEdition, id).Scan(&e.Version, &e.Sum)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Edition{}, fmt.Errorf("course %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Edition{}, fmt.Errorf("read course %s: %w", id, err)
+	}
+	return e, nil
 }
 
 // ItemContext is what an item page shows: its course (without lessons), its
@@ -197,39 +270,42 @@ type ItemContext struct {
 	Prev, Next *Item
 }
 
-// ItemContext looks up one item and its surroundings with a handful of
-// indexed queries, whatever the size of the course.
+// ItemContext looks up one item and its surroundings with three indexed
+// queries, whatever the size of the course.
 func (c *Catalog) ItemContext(ctx context.Context, courseID, itemID string) (*ItemContext, error) {
 	co, err := c.courseSummary(ctx, courseID)
 	if err != nil {
 		return nil, err
 	}
-	it, err := scanItem(c.db.QueryRowContext(ctx, qItem, co.ID, co.Version, itemID))
+	ic := &ItemContext{Course: co}
+	var kind string
+	it := &ic.Item
+	err = c.queryRow(ctx, qItemInLesson, co.ID, co.Version, itemID).Scan(&it.CourseID, &it.ID, &kind, &it.Title, &it.Path, &it.SHA256, &it.Size, &it.MIME, &it.Entry, &it.TextPath, &it.Lesson, &it.Index, &it.Pos,
+		&ic.Lesson.Index, &ic.Lesson.ID, &ic.Lesson.Title)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read item %s/%s: %w", courseID, itemID, err)
 	}
-	ic := &ItemContext{Course: co, Item: *it}
-	err = c.db.QueryRowContext(ctx, qLesson, co.ID, co.Version, it.Lesson).Scan(&ic.Lesson.Index, &ic.Lesson.ID, &ic.Lesson.Title)
+	it.Kind = pack.Kind(kind)
+	rows, err := c.query(ctx, qNeighbours, co.ID, co.Version, it.Pos-1, it.Pos+1)
 	if err != nil {
-		return nil, fmt.Errorf("read lesson of %s/%s: %w", courseID, itemID, err)
-	}
-	neighbour := func(pos int) (*Item, error) {
-		if pos < 0 {
-			return nil, nil
-		}
-		n, err := scanItem(c.db.QueryRowContext(ctx, qItemAt, co.ID, co.Version, pos))
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		return n, err
-	}
-	if ic.Prev, err = neighbour(it.Pos - 1); err != nil {
 		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
 	}
-	if ic.Next, err = neighbour(it.Pos + 1); err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		n, err := scanItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
+		}
+		if n.Pos < it.Pos {
+			ic.Prev = n
+		} else {
+			ic.Next = n
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read neighbours of %s/%s: %w", courseID, itemID, err)
 	}
 	return ic, nil
@@ -249,7 +325,7 @@ func scanItem(r scanner) (*Item, error) {
 
 // Item returns one item of a course's visible version.
 func (c *Catalog) Item(ctx context.Context, courseID, itemID string) (*Item, error) {
-	it, err := scanItem(c.db.QueryRowContext(ctx, qVisibleItem, courseID, itemID, courseID))
+	it, err := scanItem(c.queryRow(ctx, qVisibleItem, courseID, itemID, courseID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%s: %w", courseID, itemID, ErrNotFound)
 	}
@@ -262,7 +338,7 @@ func (c *Catalog) Item(ctx context.Context, courseID, itemID string) (*Item, err
 // File returns the object of a pack path in a course's visible version (for
 // downloads and transcripts).
 func (c *Catalog) File(ctx context.Context, courseID, p string) (sha string, size int64, err error) {
-	err = c.db.QueryRowContext(ctx, qVisibleFile, courseID, p).Scan(&sha, &size)
+	err = c.queryRow(ctx, qVisibleFile, courseID, p).Scan(&sha, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, fmt.Errorf("file %s/%s: %w", courseID, p, ErrNotFound)
 	}
@@ -304,7 +380,7 @@ func (c *Catalog) Search(ctx context.Context, query string, f Filter) ([]Hit, er
 		LEFT JOIN items i ON i.course_id = s.course_id AND i.version = s.version AND i.item_id = s.item_id` +
 		where + ` search MATCH ? ORDER BY bm25(search, 0, 0, 0, 10, 1) LIMIT ? OFFSET ?`
 	args = append(args, match, f.limit(), f.Offset)
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search %q: %w", query, err)
 	}
@@ -353,7 +429,7 @@ func (c *Catalog) Facets(ctx context.Context) (languages, subjects []string, err
 }
 
 func (c *Catalog) strings(ctx context.Context, q string) ([]string, error) {
-	rows, err := c.db.QueryContext(ctx, q)
+	rows, err := c.query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list facets: %w", err)
 	}

@@ -11,7 +11,7 @@
 //	benchtool scaleurls DIR COURSE BOOK N SAMPLE
 //	                                    write the page paths section e asks both
 //	                                    servers for (same items, fixed seed)
-//	benchtool pageload -base URL -urls FILE [-clients C] [-duration D]
+//	benchtool pageload -base URL -urls FILE [-clients C] [-duration D] [-gzip]
 //	                                    pages/s and latency of one server
 //	benchtool peakrss CMD ARGS...       run CMD; print its peak RSS and wall time
 //	benchtool freeport                  print a free loopback TCP port

@@ -99,14 +99,22 @@ func solidPNG(w, h int) []byte {
 	return b.Bytes()
 }
 
-// scaleURLs writes the page paths both servers are asked for, as four
+// scaleURLs writes the page paths both servers are asked for, as six
 // files in dir: the same sample of item pages (fixed seed) for outpost
-// (/c/COURSE/i/ITEM) and for kiwix-serve (/BOOK/PATH, the article), and
-// course pages: every page of the portal's paged course listing, against
-// kiwix-serve's welcome page (the ZIM's listing of the first 200 pages).
+// (/c/COURSE/i/ITEM) and for kiwix-serve (/BOOK/PATH, the article); course
+// pages: every page of the portal's paged course listing, against
+// kiwix-serve's welcome page (the ZIM's listing of the first 200 pages);
+// and first views: every item page in course order, which pageload's
+// clients walk from evenly spaced starts, so that in a large course each
+// page they ask for is one no client asked for before (nothing either
+// server kept from an earlier view helps, except what lies next to it).
 func scaleURLs(dir, course, book string, n, sample int) error {
 	rng := rand.New(rand.NewPCG(7, uint64(n)))
-	var oi, ki, oc, kc strings.Builder
+	var oi, ki, oc, kc, of, kf strings.Builder
+	for i := range n {
+		fmt.Fprintf(&of, "/c/%s/i/%s\n", course, samplecourse.PageItemID(i))
+		fmt.Fprintf(&kf, "/%s/%s\n", book, samplecourse.PagePath(i))
+	}
 	for range sample {
 		i := rng.IntN(n)
 		fmt.Fprintf(&oi, "/c/%s/i/%s\n", course, samplecourse.PageItemID(i))
@@ -121,7 +129,8 @@ func scaleURLs(dir, course, book string, n, sample int) error {
 		fmt.Fprintf(&oc, "/c/%s?page=%d\n", course, p)
 		fmt.Fprintf(&kc, "/%s/index.html\n", book)
 	}
-	for name, s := range map[string]string{"outpost-item": oi.String(), "kiwix-item": ki.String(), "outpost-course": oc.String(), "kiwix-course": kc.String()} {
+	for name, s := range map[string]string{"outpost-item": oi.String(), "kiwix-item": ki.String(), "outpost-course": oc.String(), "kiwix-course": kc.String(),
+		"outpost-first": of.String(), "kiwix-first": kf.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name+".txt"), []byte(s), 0o644); err != nil {
 			return fmt.Errorf("scaleurls: %w", err)
 		}
@@ -133,13 +142,19 @@ func scaleURLs(dir, course, book string, n, sample int) error {
 // keep-alive connections, cycling through the paths in urlFile (each
 // client from its own offset) for d, and prints "key value" lines. A page
 // counts only if it answered 200 with its whole body; requests still in
-// flight at the end are finished and counted if they began in time.
+// flight at the end are finished and counted if they began in time. With
+// -gzip it asks for pages as browsers do ("Accept-Encoding: gzip, deflate,
+// br", and an Accept-Language) and counts the bytes as they came,
+// compressed or not; without, it asks for no compression. Bytes are the body's; header bytes are counted
+// apart (each header line as HTTP/1.1 sends it), since both servers send
+// different headers.
 func pageLoad(args []string) error {
 	fs := flag.NewFlagSet("pageload", flag.ContinueOnError)
 	base := fs.String("base", "", "server base URL, e.g. http://127.0.0.1:8080")
 	file := fs.String("urls", "", "file of paths, one a line")
 	clients := fs.Int("clients", 8, "concurrent keep-alive clients")
 	d := fs.Duration("duration", 10*time.Second, "how long to load the server")
+	gz := fs.Bool("gzip", false, "accept compressed pages, as browsers do")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,10 +167,12 @@ func pageLoad(args []string) error {
 		return errors.New("pageload: need -base, -urls with paths, -clients >= 1")
 	}
 	type tally struct {
-		lat   []time.Duration
-		bytes int64
-		errs  int64
-		first error
+		lat     []time.Duration
+		bytes   int64
+		headers int64
+		gzipped int64
+		errs    int64
+		first   error
 	}
 	tallies := make([]*tally, *clients)
 	start := time.Now()
@@ -169,7 +186,7 @@ func pageLoad(args []string) error {
 			defer hc.CloseIdleConnections()
 			for i := c * len(paths) / len(tallies); time.Now().Before(end); i++ {
 				began := time.Now()
-				n, err := fetchPage(hc, *base+paths[i%len(paths)])
+				f, err := fetchPage(hc, *base+paths[i%len(paths)], *gz)
 				if err != nil {
 					t.errs++
 					if t.first == nil {
@@ -178,18 +195,24 @@ func pageLoad(args []string) error {
 					continue
 				}
 				t.lat = append(t.lat, time.Since(began))
-				t.bytes += n
+				t.bytes += f.body
+				t.headers += f.headers
+				if f.gzipped {
+					t.gzipped++
+				}
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	var lat []time.Duration
-	var bytes, errs int64
+	var bytes, headers, gzipped, errs int64
 	var first error
 	for _, t := range tallies {
 		lat = append(lat, t.lat...)
 		bytes += t.bytes
+		headers += t.headers
+		gzipped += t.gzipped
 		errs += t.errs
 		if first == nil {
 			first = t.first
@@ -200,28 +223,51 @@ func pageLoad(args []string) error {
 	}
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond) }
-	fmt.Printf("pages %d\nseconds %.2f\npages_per_s %.1f\np50_ms %.2f\np95_ms %.2f\np99_ms %.2f\nerrors %d\nbytes_per_page %d\nclients %d\n",
-		len(lat), elapsed.Seconds(), float64(len(lat))/elapsed.Seconds(), q(0.5), q(0.95), q(0.99), errs, bytes/int64(len(lat)), *clients)
+	fmt.Printf("pages %d\nseconds %.2f\npages_per_s %.1f\np50_ms %.2f\np95_ms %.2f\np99_ms %.2f\nerrors %d\nbytes_per_page %d\nheader_bytes_per_page %d\ngzipped_pages %d\nclients %d\n",
+		len(lat), elapsed.Seconds(), float64(len(lat))/elapsed.Seconds(), q(0.5), q(0.95), q(0.99), errs, bytes/int64(len(lat)), headers/int64(len(lat)), gzipped, *clients)
 	if first != nil {
 		fmt.Printf("first_error %q\n", first.Error())
 	}
 	return nil
 }
 
-func fetchPage(hc *http.Client, url string) (int64, error) {
-	resp, err := hc.Get(url)
+type fetched struct {
+	body, headers int64
+	gzipped       bool
+}
+
+// fetchPage gets one page. The transport never decompresses (it was told
+// not to ask), so what is counted is what came over the connection.
+func fetchPage(hc *http.Client, url string, gz bool) (fetched, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return fetched{}, err
+	}
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+		req.Header.Set("Accept-Language", "en-US,en;q=0.9")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fetched{}, err
 	}
 	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
+	f := fetched{gzipped: resp.Header.Get("Content-Encoding") == "gzip"}
+	// "HTTP/1.1 200 OK\r\n", each "Key: value\r\n", the blank line.
+	f.headers = int64(len(resp.Proto) + 1 + len(resp.Status) + 2 + 2)
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			f.headers += int64(len(k) + 2 + len(v) + 2)
+		}
+	}
+	f.body, err = io.Copy(io.Discard, resp.Body)
 	if err != nil {
-		return n, fmt.Errorf("GET %s: %w", url, err)
+		return f, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return n, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return f, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return n, nil
+	return f, nil
 }
 
 // peakRSS runs a command and prints its peak resident memory (the

@@ -267,6 +267,20 @@ func TestBrowser(t *testing.T) {
 		follow(t, tab, "submit the search", ".searchbar button[type=submit]", "/search?q=water+cycle")
 		follow(t, tab, "open the course from the results", chromedp.CSS(`.hits a[href="`+courseURL+`"]`), courseURL)
 		fitsPhone(t, tab, "course page")
+		// The items' kind icons are the stylesheet's (a class on each row),
+		// not <img>s: each row shows one, and each loads under the page's CSP.
+		icons, err := chromedp.Run(tab, chromedp.Evaluate[string](`(() => {
+			const rows = [...document.querySelectorAll('ol.items > li > a')];
+			const urls = rows.map(a => { const s = getComputedStyle(a, '::before');
+				return s.width === '24px' && s.backgroundImage.startsWith('url("') ? s.backgroundImage.slice(5, -2) : '' });
+			if (!rows.length || urls.includes('')) return Promise.resolve('rows without an icon: ' + JSON.stringify(urls));
+			return Promise.all([...new Set(urls)].map(u => new Promise(ok => {
+				const i = new Image(); i.onload = () => ok(i.naturalWidth > 0 ? '' : u); i.onerror = () => ok(u); i.src = u;
+			}))).then(bad => bad.filter(Boolean).length ? 'icons that did not load: ' + bad.filter(Boolean) : 'ok ' + rows.length);
+		})()`, chromedp.EvalAwaitPromise))
+		if err != nil || !strings.HasPrefix(icons, "ok ") {
+			t.Errorf("course page icons: %s (%v)", icons, err)
+		}
 		follow(t, tab, "open the video", chromedp.CSS(`a[href="`+videoURL+`"]`), videoURL)
 		fitsPhone(t, tab, "video page")
 

@@ -2,8 +2,10 @@ package web
 
 import (
 	"errors"
+	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +59,7 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := homePage{
-		base:      s.base(r, l, "home", s.tr.printer(l).Sprintf("Courses")),
+		base:      s.baseOf(r, l, "home", s.tr.printer(l).Sprintf("Courses")),
 		Language:  f.Language,
 		Subject:   f.Subject,
 		Languages: langs,
@@ -65,7 +67,7 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 		Groups:    groupBySubject(courses, f.Subject),
 		Filtered:  f.Language != "" || f.Subject != "",
 	}
-	d.Prev, d.Next = pager(r, page, len(courses) == homePageSize)
+	d.Prev, d.Next = pager(r.URL.EscapedPath(), q, page, len(courses) == homePageSize)
 	s.render(w, r, l, http.StatusOK, "home", d)
 }
 
@@ -113,20 +115,24 @@ func pageNumber(s string) int {
 	return n
 }
 
-// pager links to the neighbouring pages of a listing by rewriting only the
-// page parameter, so filters, query and language carry over.
-func pager(r *http.Request, page int, more bool) (prev, next string) {
+// pager links to the neighbouring pages of a listing at path (escaped)
+// whose query is q, by rewriting only the page parameter, so filters, query
+// and language carry over.
+func pager(path string, q url.Values, page int, more bool) (prev, next string) {
 	link := func(n int) string {
-		q := r.URL.Query()
+		lq := make(url.Values, len(q))
+		for k, v := range q {
+			lq[k] = v
+		}
 		if n == 1 {
-			q.Del("page")
+			lq.Del("page")
 		} else {
-			q.Set("page", strconv.Itoa(n))
+			lq.Set("page", strconv.Itoa(n))
 		}
-		if len(q) == 0 {
-			return r.URL.EscapedPath()
+		if len(lq) == 0 {
+			return path
 		}
-		return r.URL.EscapedPath() + "?" + q.Encode()
+		return path + "?" + lq.Encode()
 	}
 	if page > 1 {
 		prev = link(page - 1)
@@ -163,7 +169,7 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := searchPage{
-		base:      s.base(r, l, "search", s.tr.printer(l).Sprintf("Search")),
+		base:      s.baseOf(r, l, "search", s.tr.printer(l).Sprintf("Search")),
 		Language:  f.Language,
 		Subject:   f.Subject,
 		Languages: langs,
@@ -178,84 +184,182 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 			s.lookupFailed(w, r, err, reasonServer, "")
 			return
 		}
-		d.Prev, d.Next = pager(r, page, len(d.Hits) == searchPageSize)
+		d.Prev, d.Next = pager(r.URL.EscapedPath(), q, page, len(d.Hits) == searchPageSize)
 	}
 	s.render(w, r, l, http.StatusOK, "search", d)
 }
 
 type coursePage struct {
 	base
-	Course     *catalog.Course
+	Course *catalog.Course
+	// Lessons is the window's lessons and items, written by writeLessons.
+	Lessons    template.HTML
 	Prev, Next string // pagination links through a long course
+}
+
+// canonical is the address and query of a course or item page as the
+// portal links to it: the page number and a language chosen by a link, and
+// nothing else a request may carry. A cached page is the same for every
+// request with its key, so its language and pager links must not echo a
+// request's other parameters.
+func canonical(l locale, path string, page int) (string, url.Values) {
+	q := url.Values{}
+	if page > 1 {
+		q.Set("page", strconv.Itoa(page))
+	}
+	if l.explicit {
+		q.Set("hl", supported[l.idx].String())
+	}
+	return path, q
 }
 
 func (s *server) course(w http.ResponseWriter, r *http.Request) {
 	l := s.tr.choose(r)
+	id := r.PathValue("course")
 	page := pageNumber(r.URL.Query().Get("page"))
-	offset := (page - 1) * coursePageItems
-	c, err := s.courses.CourseWindow(r.Context(), r.PathValue("course"), offset, coursePageItems)
+	ed, err := s.courses.Edition(r.Context(), id)
 	if err != nil {
 		s.lookupFailed(w, r, err, reasonCourse, "")
 		return
 	}
-	d := coursePage{base: s.base(r, l, "course", c.Title), Course: c}
-	d.Prev, d.Next = pager(r, page, offset+coursePageItems < c.ItemCount)
-	s.render(w, r, l, http.StatusOK, "course", d)
+	key := pageKey{course: id, page: page, variant: variant(l), edition: ed}
+	if p := s.pages.get(key); p != nil {
+		s.send(w, r, l, http.StatusOK, p)
+		return
+	}
+	offset := (page - 1) * coursePageItems
+	c, err := s.courses.CourseWindow(r.Context(), id, offset, coursePageItems)
+	if err != nil {
+		s.lookupFailed(w, r, err, reasonCourse, "")
+		return
+	}
+	path, q := canonical(l, "/c/"+url.PathEscape(c.ID), page)
+	d := coursePage{base: s.base(path, q, l, "course", c.Title), Course: c}
+	d.Lessons = s.views.lessons(l, c)
+	d.Prev, d.Next = pager(path, q, page, offset+coursePageItems < c.ItemCount)
+	body, err := s.execute(l, "course", d)
+	if err != nil {
+		s.renderFailed(w, r, "course", err)
+		return
+	}
+	p := newPage(body, levelKept, true)
+	// A page past the end of the course is empty and only reached by a
+	// made-up link: not worth a place in the cache.
+	if offset < c.ItemCount || page == 1 {
+		key.edition = c.Edition() // what was rendered, should the course have switched since
+		s.pages.put(key, p.kept())
+	}
+	s.send(w, r, l, http.StatusOK, p)
 }
 
+// itemPage is what item.tmpl shows. Links, labels and the choice of player
+// are worked out here rather than by template funcs and comparisons: each
+// of those is a call through reflection, and an item page is rendered on
+// every first view.
 type itemPage struct {
 	base
 	Course     *catalog.Course
 	Lesson     *catalog.Lesson
 	Item       catalog.Item
 	Prev, Next *catalog.Item
-	HasTrack   bool
-	Text       string // a plain-text document, shown in the page
-	TextCut    bool   // Text is only the beginning of the document
-	HTMLDoc    bool   // an HTML document, shown in a script-less frame
-	// Shown is false when the file's type is not one the box shows for its
-	// kind (mediatype.ForItem gave OctetStream): the page then offers only
-	// the download, and embeds nothing.
-	Shown bool
+
+	CourseURL, PrevURL, NextURL string // page links, carrying ?hl= when it was given
+	MediaURL, DownloadURL       string
+	TrackURL                    string // captions, when the item has WebVTT ones
+	ActivityURL                 string // the entry of an HTML5 activity
+	Icon, KindLabel, SizeLabel  string
+
+	// The player: Hint (the file cannot be shown), else the first true of
+	// Video, Audio, PDF, ActivityURL, EPUB, Text, HTMLDoc.
+	Hint, Video, Audio, PDF, EPUB bool
+	Text                          string // a plain-text document, shown in the page
+	TextCut                       bool   // Text is only the beginning of the document
+	HTMLDoc                       bool   // an HTML document, shown in a script-less frame
 }
 
 func (s *server) item(w http.ResponseWriter, r *http.Request) {
 	l := s.tr.choose(r)
 	courseID, itemID := r.PathValue("course"), r.PathValue("item")
-	ic, err := s.courses.ItemContext(r.Context(), courseID, itemID)
-	if errors.Is(err, catalog.ErrNotFound) {
-		if _, cerr := s.courses.CourseWindow(r.Context(), courseID, 0, 0); cerr == nil {
-			s.errorPage(w, r, http.StatusNotFound, reasonItem, courseID)
-			return
-		}
+	ed, err := s.courses.Edition(r.Context(), courseID)
+	if err != nil {
 		s.lookupFailed(w, r, err, reasonCourse, "")
 		return
 	}
+	key := pageKey{course: courseID, item: itemID, variant: variant(l), edition: ed}
+	if p := s.pages.get(key); p != nil {
+		s.send(w, r, l, http.StatusOK, p)
+		return
+	}
+	ic, err := s.courses.ItemContext(r.Context(), courseID, itemID)
 	if err != nil {
-		s.lookupFailed(w, r, err, reasonServer, "")
+		// The course was there a moment ago: an unknown item is the
+		// item's fault (or the course went since, which the learner will
+		// see on the course's link).
+		s.lookupFailed(w, r, err, reasonItem, courseID)
 		return
 	}
 	c := ic.Course
 	d := itemPage{Course: c, Lesson: &ic.Lesson, Item: ic.Item, Prev: ic.Prev, Next: ic.Next}
-	d.base = s.base(r, l, "item", d.Item.Title+" – "+c.Title)
+	it := &d.Item
+	coursePath := "/c/" + url.PathEscape(c.ID)
+	path, q := canonical(l, coursePath+"/i/"+url.PathEscape(it.ID), 1)
+	d.base = s.base(path, q, l, "item", it.Title+" – "+c.Title)
+	ls := s.views.listings[variant(l)]
+	d.CourseURL = pageURL(coursePath, ls.hl)
+	if d.Prev != nil {
+		d.PrevURL = pageURL(coursePath+"/i/"+url.PathEscape(d.Prev.ID), ls.hl)
+	}
+	if d.Next != nil {
+		d.NextURL = pageURL(coursePath+"/i/"+url.PathEscape(d.Next.ID), ls.hl)
+	}
+	file := url.PathEscape(c.ID) + "/" + url.PathEscape(it.ID)
+	d.MediaURL, d.DownloadURL = "/m/"+file, "/d/"+file
+	d.Icon, d.KindLabel, d.SizeLabel = s.views.icons[kindIcon(it.Kind)], ls.label(it.Kind), ls.size.format(it.Size)
 
-	ctype := mediatype.ForItem(string(d.Item.Kind), d.Item.MIME, d.Item.Path)
-	d.Shown = ctype != mediatype.OctetStream
-	switch d.Item.Kind {
+	cacheable := true
+	ctype := mediatype.ForItem(string(it.Kind), it.MIME, it.Path)
+	// A file whose type is not one the box shows for its kind
+	// (mediatype.ForItem gave OctetStream) is offered only for download:
+	// the page embeds nothing.
+	shown := ctype != mediatype.OctetStream
+	switch it.Kind {
 	case pack.KindVideo, pack.KindAudio:
-		d.HasTrack = hasCaptions(&d.Item)
+		d.Hint = !shown
+		d.Video, d.Audio = it.Kind == pack.KindVideo, it.Kind == pack.KindAudio
+		if hasCaptions(it) {
+			d.TrackURL = "/t/" + file
+		}
+	case pack.KindPDF:
+		d.Hint, d.PDF = !shown, true
+	case pack.KindHTML5:
+		d.ActivityURL = activityPath(c.ID, it.ID, it.Entry)
+	case pack.KindEPUB:
+		d.EPUB = true
 	case pack.KindDocument:
 		switch mediaBase(ctype) {
 		case "text/plain":
-			d.Text, d.TextCut, err = s.readText(d.Item.SHA256)
+			d.Text, d.TextCut, err = s.readText(it.SHA256)
 			if err != nil {
-				s.log.Warn("cannot show document inline", "course", c.ID, "item", d.Item.ID, "err", err)
+				// Shown without its text this time; a repair (the same
+				// pack imported again, the same edition) must show it.
+				cacheable = false
+				s.log.Warn("cannot show document inline", "course", c.ID, "item", it.ID, "err", err)
 			}
 		case "text/html":
 			d.HTMLDoc = true
 		}
 	}
-	s.render(w, r, l, http.StatusOK, "item", d)
+	body, err := s.execute(l, "item", d)
+	if err != nil {
+		s.renderFailed(w, r, "item", err)
+		return
+	}
+	p := newPage(body, levelKept, true)
+	if cacheable {
+		key.edition = c.Edition()
+		s.pages.put(key, p.kept())
+	}
+	s.send(w, r, l, http.StatusOK, p)
 }
 
 // hasCaptions reports whether an item's transcript is WebVTT, which the

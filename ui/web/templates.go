@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"golang.org/x/text/message"
@@ -30,7 +31,9 @@ var pageNames = []string{"home", "search", "course", "item", "error"}
 // chosen by a link": the translation and link funcs are bound at start-up,
 // so a request only picks a ready template and never clones or parses one.
 type views struct {
-	sets []map[string]*template.Template // by variant(locale), then page
+	sets     []map[string]*template.Template // by variant(locale), then page
+	listings []*listing                      // by variant(locale)
+	icons    map[string]string               // kindIcon → the icon's address
 }
 
 func variant(l locale) int {
@@ -46,11 +49,28 @@ func (v *views) page(l locale, name string) *template.Template {
 }
 
 func newViews(tr *translator, a *assets) (*views, error) {
-	v := &views{sets: make([]map[string]*template.Template, 2*len(supported))}
+	v := &views{sets: make([]map[string]*template.Template, 2*len(supported)), listings: make([]*listing, 2*len(supported)), icons: map[string]string{}}
+	for _, k := range append([]pack.Kind{""}, pack.Kinds...) {
+		u, err := a.url("kinds/" + kindIcon(k) + ".svg")
+		if err != nil {
+			return nil, fmt.Errorf("kind icons: %w", err)
+		}
+		v.icons[kindIcon(k)] = u
+	}
 	for idx := range supported {
 		for _, explicit := range []bool{false, true} {
 			l := locale{idx: idx, explicit: explicit}
 			fm := funcs(tr.printer(l), l, a)
+			parts, err := chrome(fm)
+			if err != nil {
+				return nil, err
+			}
+			fm["chrome"] = func(name string) (template.HTML, error) {
+				if h, ok := parts[name]; ok {
+					return h, nil
+				}
+				return "", fmt.Errorf("no chrome part %q", name)
+			}
 			set := map[string]*template.Template{}
 			for _, name := range pageNames {
 				t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.tmpl", "templates/"+name+".tmpl")
@@ -60,9 +80,32 @@ func newViews(tr *translator, a *assets) (*views, error) {
 				set[name] = t
 			}
 			v.sets[variant(l)] = set
+			v.listings[variant(l)] = newListing(tr.printer(l), l)
 		}
 	}
 	return v, nil
+}
+
+// chromeParts are the templates of chrome.tmpl.
+var chromeParts = []string{"head", "links", "top", "top-end", "footer"}
+
+// chrome renders the parts of the layout that depend only on the language
+// variant whose funcs fm holds, once.
+func chrome(fm template.FuncMap) (map[string]template.HTML, error) {
+	fm["chrome"] = func(string) template.HTML { return "" } // parts do not nest
+	t, err := template.New("chrome").Funcs(fm).ParseFS(templateFS, "templates/chrome.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("parse template chrome: %w", err)
+	}
+	parts := map[string]template.HTML{}
+	for _, name := range chromeParts {
+		var b strings.Builder
+		if err := t.ExecuteTemplate(&b, name, nil); err != nil {
+			return nil, fmt.Errorf("render chrome %s: %w", name, err)
+		}
+		parts[name] = template.HTML(b.String())
+	}
+	return parts, nil
 }
 
 // funcs are the template functions for one locale. Page links carry ?hl=
@@ -86,22 +129,12 @@ func funcs(p *message.Printer, l locale, a *assets) template.FuncMap {
 		"itemURL": func(course, item string) string {
 			return pageURL("/c/"+url.PathEscape(course)+"/i/"+url.PathEscape(item), hl)
 		},
-		"size":     func(n int64) string { return formatSize(p, n) },
+		"size":     newSizeFormat(p).format,
 		"kind":     func(k pack.Kind) string { return p.Sprintf(kindLabel(k)) },
 		"icon":     func(k pack.Kind) (string, error) { return a.url("kinds/" + kindIcon(k) + ".svg") },
 		"asset":    a.url,
 		"langName": languageName,
 		"snippet":  highlight,
-		"mediaURL": func(course, item string) string {
-			return "/m/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"downloadURL": func(course, item string) string {
-			return "/d/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"trackURL": func(course, item string) string {
-			return "/t/" + url.PathEscape(course) + "/" + url.PathEscape(item)
-		},
-		"activityURL": activityPath,
 	}
 }
 
@@ -160,20 +193,6 @@ func highlight(s string) template.HTML {
 	return template.HTML(b.String())
 }
 
-// formatSize uses decimal units, the ones phones show for storage.
-func formatSize(p *message.Printer, n int64) string {
-	switch {
-	case n < 1000:
-		return p.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return p.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return p.Sprintf("%.1f MB", float64(n)/1e6)
-	default:
-		return p.Sprintf("%.1f GB", float64(n)/1e9)
-	}
-}
-
 func kindLabel(k pack.Kind) string {
 	switch k {
 	case pack.KindVideo:
@@ -221,14 +240,37 @@ func loadAssets() (*assets, error) {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		a.files[strings.TrimPrefix(p, "static/")] = asset{data: data, hash: hex.EncodeToString(sum[:8])}
+		a.add(strings.TrimPrefix(p, "static/"), data)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load embedded assets: %w", err)
 	}
+	// The stylesheet names icons by their paths under static/; it gets
+	// their hashed addresses, and then its own hash covers theirs.
+	css := a.files["style.css"].data
+	var bad error
+	css = cssURL.ReplaceAllFunc(css, func(m []byte) []byte {
+		u, err := a.url(string(cssURL.FindSubmatch(m)[1]))
+		if err != nil {
+			bad = err
+			return m
+		}
+		return []byte("url(" + u + ")")
+	})
+	if bad != nil {
+		return nil, fmt.Errorf("load embedded assets: style.css: %w", bad)
+	}
+	a.add("style.css", css)
 	return a, nil
+}
+
+// cssURL matches the stylesheet's references to other embedded files.
+var cssURL = regexp.MustCompile(`url\(([a-z0-9/._-]+)\)`)
+
+func (a *assets) add(name string, data []byte) {
+	sum := sha256.Sum256(data)
+	a.files[name] = asset{data: data, hash: hex.EncodeToString(sum[:8])}
 }
 
 // url fails the page on an unknown name: the names come from our own

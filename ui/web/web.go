@@ -26,6 +26,12 @@
 //
 // Every page takes ?hl=en or ?hl=fr to choose the portal's language;
 // otherwise the browser's Accept-Language decides.
+//
+// Pages are sent gzipped to browsers that take it, with a validator, so an
+// unchanged page costs a 304 (respond.go). Course and item pages are kept
+// rendered under their course's edition, which each view asks the catalog
+// for, so a page seen before costs one lookup and a version switch is seen
+// at the next view (pagecache.go).
 package web
 
 import (
@@ -35,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 
 	"outpost/content/catalog"
@@ -44,6 +51,7 @@ import (
 // *catalog.Catalog satisfies it.
 type Courses interface {
 	Courses(ctx context.Context, f catalog.Filter) ([]catalog.Course, error)
+	Edition(ctx context.Context, id string) (catalog.Edition, error)
 	CourseWindow(ctx context.Context, id string, offset, limit int) (*catalog.Course, error)
 	ItemContext(ctx context.Context, courseID, itemID string) (*catalog.ItemContext, error)
 	Item(ctx context.Context, courseID, itemID string) (*catalog.Item, error)
@@ -83,6 +91,7 @@ type server struct {
 	assets  *assets
 	zips    *zipCache
 	items   *itemCache
+	pages   *pageCache
 	mux     *http.ServeMux
 }
 
@@ -112,7 +121,7 @@ func New(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	s := &server{courses: o.Courses, objects: o.Objects, log: log, tr: tr, views: v, assets: a, zips: newZipCache(zipCacheEntries, zipCacheMembers), items: newItemCache(o.Courses)}
+	s := &server{courses: o.Courses, objects: o.Objects, log: log, tr: tr, views: v, assets: a, zips: newZipCache(zipCacheEntries, zipCacheMembers), items: newItemCache(o.Courses), pages: newPageCache(pageCacheBytes)}
 
 	mux := http.NewServeMux()
 	s.mux = mux
@@ -142,46 +151,59 @@ type langLink struct {
 	Current         bool
 }
 
-func (s *server) base(r *http.Request, l locale, page, title string) base {
-	b := base{Page: page, Title: title}
+// base fills the layout's fields for a page at path (escaped) whose query
+// is q: the language links keep the page and its query.
+func (s *server) base(path string, q url.Values, l locale, page, title string) base {
+	b := base{Page: page, Title: title, Langs: make([]langLink, 0, len(supported))}
 	for i, tag := range supported {
-		q := r.URL.Query()
-		q.Set("hl", tag.String())
+		lq := make(url.Values, len(q)+1)
+		for k, v := range q {
+			lq[k] = v
+		}
+		lq.Set("hl", tag.String())
 		b.Langs = append(b.Langs, langLink{
 			Code:    tag.String(),
 			Name:    languageName(tag.String()),
-			URL:     r.URL.EscapedPath() + "?" + q.Encode(),
+			URL:     path + "?" + lq.Encode(),
 			Current: i == l.idx,
 		})
 	}
 	return b
 }
 
-// render executes the page into a buffer first, so a template error becomes
-// a clean 500 instead of half a page.
-func (s *server) render(w http.ResponseWriter, r *http.Request, l locale, status int, name string, data any) {
+// baseOf is base for the page the request asked for, query and all.
+func (s *server) baseOf(r *http.Request, l locale, page, title string) base {
+	return s.base(r.URL.EscapedPath(), r.URL.Query(), l, page, title)
+}
+
+// execute renders a page into a buffer of its own, so a template error
+// becomes a clean 500 instead of half a page.
+func (s *server) execute(l locale, name string, data any) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := s.views.page(l, name).ExecuteTemplate(&buf, "layout", data); err != nil {
-		s.log.Error("render page", "page", name, "path", r.URL.Path, "err", err)
-		if name != "error" {
-			s.serverError(w, r, fmt.Errorf("render %s: %w", name, err))
-			return
-		}
-		http.Error(w, "Internal server error", http.StatusInternalServerError)
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// render executes a page for this answer only (home, search, errors) and
+// sends it.
+func (s *server) render(w http.ResponseWriter, r *http.Request, l locale, status int, name string, data any) {
+	body, err := s.execute(l, name, data)
+	if err != nil {
+		s.renderFailed(w, r, name, err)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	if !l.explicit {
-		h.Set("Vary", "Accept-Language")
+	s.send(w, r, l, status, newPage(body, levelOnce, acceptsGzip(r)))
+}
+
+func (s *server) renderFailed(w http.ResponseWriter, r *http.Request, name string, err error) {
+	s.log.Error("render page", "page", name, "path", r.URL.Path, "err", err)
+	if name != "error" {
+		s.serverError(w, r, err)
+		return
 	}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
-	}
+	http.Error(w, "Internal server error", http.StatusInternalServerError)
 }
 
 // Reasons the error page explains; the template words each one.
@@ -217,7 +239,7 @@ func (s *server) errorPage(w http.ResponseWriter, r *http.Request, status int, r
 	}
 	h.Set("Cache-Control", "no-store")
 	s.render(w, r, l, status, "error", errorPage{
-		base:     s.base(r, l, "error", s.tr.printer(l).Sprintf(title)),
+		base:     s.baseOf(r, l, "error", s.tr.printer(l).Sprintf(title)),
 		Reason:   reason,
 		CourseID: courseID,
 	})
